@@ -1,0 +1,100 @@
+"""Settings: the only module that reads the environment.
+
+`Settings()` is built once by the CLI (options override the environment) and handed down;
+no other module reads `os.environ`. Names and defaults are DESIGN.md's configuration table.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import re
+from typing import Annotated
+
+from pydantic import AliasChoices, BeforeValidator, Field, PlainSerializer, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: object) -> timedelta:
+    """`30s`, `5m`, `1h`, `1d` (manifests and settings share this syntax)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    raise ValueError(f"{value!r} is not a duration; write a whole number and a unit: 30s, 5m, 1h, 1d")
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", populate_by_name=True, case_sensitive=True
+    )
+
+    repo: str = Field(".", validation_alias=_env("GEORGE_REPO"))
+    branch: str | None = Field(None, validation_alias=_env("GEORGE_BRANCH"))
+    path: str = Field("manifests", validation_alias=_env("GEORGE_PATH"))
+    database_url: str = Field("sqlite:///george.db", validation_alias=_env("GEORGE_DATABASE_URL"))
+    home: Path = Field(Path(".george"), validation_alias=_env("GEORGE_HOME"))
+    default_channel: str = Field("#george", validation_alias=_env("GEORGE_DEFAULT_CHANNEL"))
+    default_model: str = Field(DEFAULT_MODEL, validation_alias=_env("GEORGE_DEFAULT_MODEL"))
+    default_deadline: Duration = Field(
+        timedelta(days=7), validation_alias=_env("GEORGE_DEFAULT_DEADLINE")
+    )
+    max_concurrent_steps: int = Field(16, ge=1, validation_alias=_env("GEORGE_MAX_CONCURRENT_STEPS"))
+    lease_seconds: float = Field(10, gt=0, validation_alias=_env("GEORGE_LEASE_SECONDS"))
+    reconcile_seconds: float = Field(10, gt=0, validation_alias=_env("GEORGE_RECONCILE_SECONDS"))
+    git_poll_seconds: float = Field(30, gt=0, validation_alias=_env("GEORGE_GIT_POLL_SECONDS"))
+    approve_reactions: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("white_check_mark", "heavy_check_mark"), validation_alias=_env("GEORGE_APPROVE_REACTIONS")
+    )
+    reject_reactions: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("x",), validation_alias=_env("GEORGE_REJECT_REACTIONS")
+    )
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_SIGNING_SECRET")
+    )
+    slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
+    anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+    port: int = Field(8080, validation_alias=_env("PORT"))
+    local_slack_port: int = Field(3000, validation_alias=_env("GEORGE_LOCAL_SLACK_PORT"))
+
+    @field_validator("approve_reactions", "reject_reactions", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().strip(":") for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("slack_bot_token", "slack_app_token", "slack_signing_secret",
+                     "anthropic_api_key", "slack_api_url", "anthropic_base_url",
+                     "branch", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value

@@ -1,0 +1,112 @@
+"""The engine's ports: what it needs from step executors and from the chat.
+
+Adapters (`agents/`, `slack/`) satisfy these structurally; `runtime.py` plugs them in and
+tests plug fakes. Nothing here knows about Slack, Anthropic or subprocesses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from georgebot.model.rendered import RenderedJob
+from georgebot.model.specs import AgentSpec, Step
+
+
+@dataclass(frozen=True)
+class ContextEntry:
+    """One item of a step's context (oldest first): output, a note, a person's reply."""
+
+    at: datetime
+    role: str  # "output", "note", "user", "assistant", "tool"...
+    text: str
+    author: str | None = None  # a Slack user id for replies
+
+
+@dataclass(frozen=True)
+class StepTask:
+    """Everything one attempt needs, rebuilt from the database for every attempt."""
+
+    job: RenderedJob
+    step: Step
+    attempt: int
+    agent: AgentSpec | None
+    checkout: Path  # the repository root at the synced revision
+    output_dir: Path  # GEORGE_HOME/outputs/JOB, where tools may write
+    channel: str  # the job's channel (the card's)
+    context: tuple[ContextEntry, ...] = ()
+    revision: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """An `ask` (or an LLM's question) to post for people to answer."""
+
+    job: str
+    step: str
+    channel: str  # where the request goes; the job's channel means the card's thread
+    text: str
+    approvers: tuple[str, ...]
+    quorum: int
+
+
+@dataclass(frozen=True)
+class Done:
+    """The step succeeded; `message` says how, `output` is a bounded tail for the thread."""
+
+    message: str = ""
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The step waits for people: the engine posts the request, records it and ends the agent."""
+
+    request: ApprovalRequest
+    message: str = ""
+
+
+StepResult = Done | Wait
+
+
+class StepRecorder(Protocol):
+    """Lets a running agent append to its step's context as it goes (persisted at once)."""
+
+    async def note(self, role: str, text: str) -> None: ...
+
+
+class AgentRunner(Protocol):
+    """Executes one attempt of a step. Raises `errors.StepError` subclasses to fail it."""
+
+    async def run(self, task: StepTask, recorder: StepRecorder) -> StepResult: ...
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """A message for people, delivered through the outbox once a chat is connected."""
+
+    channel: str
+    text: str
+    job: str | None = None
+    step: str | None = None
+    thread_of_card: bool = True
+    kind: str = "note"  # "note", "approval", "ping"
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass
+class SystemClock:
+    def now(self) -> datetime:
+        from datetime import UTC
+
+        return datetime.now(UTC)
+
+
+def seconds(delta: timedelta | None) -> float | None:
+    return None if delta is None else delta.total_seconds()

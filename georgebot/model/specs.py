@@ -1,0 +1,302 @@
+"""The three kinds of manifest as frozen pydantic models (DESIGN.md, "Field rules").
+
+`manifests/` loads YAML into these and adds the checks that need more than one document
+(unknown template or agent, parameters, fuzzy variables outside `instructions`). Unknown
+fields are errors everywhere, so a typo never passes silently. Python attributes are
+snake_case; the YAML spelling is the alias.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from georgebot.config import Duration
+
+API_VERSION = "george/v1"
+
+DnsLabel = Annotated[
+    str,
+    StringConstraints(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+]
+"""Names are DNS labels: lowercase letters, digits and '-', at most 63 characters."""
+
+DEFAULT_RETRIES = 2
+DEFAULT_BACKOFF = timedelta(seconds=10)
+DEFAULT_TIMEOUT = timedelta(minutes=15)
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Metadata(_Spec):
+    name: DnsLabel
+    labels: dict[str, str] = {}
+
+
+# --- AgentSpec ---------------------------------------------------------------------------
+
+
+class ShellCapability(_Spec):
+    commands: list[str] = Field(min_length=1)
+
+
+class HttpCapability(_Spec):
+    hosts: list[str] = Field(min_length=1)
+
+
+class SlackCapability(_Spec):
+    channels: list[str] = Field(min_length=1)
+
+
+class Capability(_Spec):
+    """One grant, written `- shell: {...}`, `- http: {...}` or `- slack: {...}`."""
+
+    shell: ShellCapability | None = None
+    http: HttpCapability | None = None
+    slack: SlackCapability | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Capability:
+        if sum(x is not None for x in (self.shell, self.http, self.slack)) != 1:
+            raise ValueError("a capability is exactly one of shell, http or slack")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "shell" if self.shell else "http" if self.http else "slack"
+
+
+CapabilityKind = Literal["shell", "http", "slack"]
+
+
+class RequireApproval(_Spec):
+    capabilities: list[CapabilityKind] = Field(min_length=1)
+    approvers: list[str] = Field(min_length=1)
+
+
+class Budget(_Spec):
+    turns: int = Field(20, ge=1)
+    tokens: int = Field(200_000, ge=1)
+
+
+class AgentBody(_Spec):
+    description: str = ""
+    model: str | None = None
+    capabilities: list[Capability] = []
+    require_approval: RequireApproval | None = Field(None, alias="requireApproval")
+    budget: Budget = Budget()
+    max_concurrent_steps: int = Field(4, ge=1, alias="maxConcurrentSteps")
+
+    @property
+    def commands(self) -> set[str]:
+        return {c for cap in self.capabilities if cap.shell for c in cap.shell.commands}
+
+    @property
+    def hosts(self) -> set[str]:
+        return {h for cap in self.capabilities if cap.http for h in cap.http.hosts}
+
+    @property
+    def channels(self) -> set[str]:
+        return {c for cap in self.capabilities if cap.slack for c in cap.slack.channels}
+
+    def allows_host(self, host: str) -> bool:
+        """Exact match, or a leading `*.` wildcard that matches any subdomain."""
+        host = host.lower()
+        for pattern in self.hosts:
+            pattern = pattern.lower()
+            if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+                return True
+        return False
+
+
+class AgentSpec(_Spec):
+    api_version: Literal["george/v1"] = Field(alias="apiVersion")
+    kind: Literal["AgentSpec"]
+    metadata: Metadata
+    spec: AgentBody
+
+
+# --- TaskTemplate ------------------------------------------------------------------------
+
+
+class VariableType(StrEnum):
+    STRING = "string"
+    INT = "int"
+    NUMBER = "number"
+    BOOL = "bool"
+    DATE = "date"
+    ENUM = "enum"
+
+
+class Variable(_Spec):
+    """A strict variable (typed, validated, rendered) or a fuzzy one (given to the agent)."""
+
+    type: VariableType | None = None
+    fuzzy: bool = False
+    description: str = ""
+    required: bool = False
+    default: Any = None
+    pattern: str | None = None
+    min: float | None = None
+    max: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Variable:
+        if self.fuzzy:
+            strict = [f for f in ("type", "pattern", "min", "max", "values") if getattr(self, f) is not None]
+            if strict:
+                raise ValueError(f"a fuzzy variable cannot have {', '.join(strict)}")
+            return self
+        kind = self.kind
+        if kind is VariableType.ENUM and not self.values:
+            raise ValueError("an enum variable needs `values: [...]`")
+        if kind is not VariableType.ENUM and self.values is not None:
+            raise ValueError("`values` is only for enum variables")
+        if self.pattern is not None:
+            if kind is not VariableType.STRING:
+                raise ValueError("`pattern` is only for string variables")
+            try:
+                re.compile(self.pattern)
+            except re.error as e:
+                raise ValueError(f"`pattern` is not a regular expression: {e}") from e
+        if (self.min is not None or self.max is not None) and kind not in (
+            VariableType.INT, VariableType.NUMBER, VariableType.STRING
+        ):
+            raise ValueError("`min` and `max` are for int, number and string (length) variables")
+        return self
+
+    @property
+    def kind(self) -> VariableType:
+        return self.type or VariableType.STRING
+
+
+class HttpExpect(_Spec):
+    status: int | None = None
+    json_fields: dict[str, Any] = Field(default_factory=dict, alias="json")
+
+
+class HttpCheck(_Spec):
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    url: str
+    headers: dict[str, str] = {}
+    body: Any = Field(None, alias="json")
+    expect: HttpExpect = HttpExpect()
+
+
+class Ask(_Spec):
+    message: str
+    approvers: list[str] = Field(min_length=1)
+    channel: str | None = None
+    quorum: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> Ask:
+        users = [a for a in self.approvers if not a.startswith("S")]
+        if self.quorum > len(self.approvers) and len(users) == len(self.approvers):
+            raise ValueError(f"quorum {self.quorum} is more than the {len(self.approvers)} approvers")
+        return self
+
+
+class StepForm(StrEnum):
+    RUN = "run"
+    HTTP = "http"
+    ASK = "ask"
+    LLM = "instructions"
+
+
+class Step(_Spec):
+    name: DnsLabel
+    agent: str | None = None
+    needs: list[str] = []
+    run: list[str] | None = Field(None, min_length=1)
+    http: HttpCheck | None = None
+    ask: Ask | None = None
+    instructions: str | None = None
+    done_when: str | None = None
+    retries: int = Field(DEFAULT_RETRIES, ge=0)
+    backoff: Duration = DEFAULT_BACKOFF
+    timeout: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Step:
+        forms = [f for f in ("run", "http", "ask", "instructions") if getattr(self, f) is not None]
+        if not forms:
+            raise ValueError("a step needs exactly one of run, http, ask or instructions")
+        if len(forms) > 1:
+            raise ValueError(f"a step has exactly one form, this one has {' and '.join(forms)}")
+        if (self.instructions is None) != (self.done_when is None):
+            raise ValueError("`instructions` and `done_when` go together")
+        if self.ask is None and not self.agent:
+            raise ValueError(f"a {forms[0]} step needs an `agent`")
+        if self.name in self.needs:
+            raise ValueError("a step cannot need itself")
+        return self
+
+    @property
+    def form(self) -> StepForm:
+        if self.run is not None:
+            return StepForm.RUN
+        if self.http is not None:
+            return StepForm.HTTP
+        if self.ask is not None:
+            return StepForm.ASK
+        return StepForm.LLM
+
+    @property
+    def effective_timeout(self) -> timedelta | None:
+        """15 minutes unless given; an `ask` waits for people without limit unless given."""
+        if self.timeout is not None:
+            return self.timeout
+        return None if self.form is StepForm.ASK else DEFAULT_TIMEOUT
+
+    def retry_delay(self, failed_attempts: int) -> timedelta:
+        """`backoff` before the first retry, doubling, capped at five minutes."""
+        exponent = max(failed_attempts - 1, 0)
+        return min(self.backoff * (2**exponent), MAX_BACKOFF)
+
+
+class TemplateBody(_Spec):
+    description: str = ""
+    channel: str | None = None
+    variables: dict[str, Variable] = {}
+    steps: list[Step] = Field(min_length=1)
+
+
+class TaskTemplate(_Spec):
+    api_version: Literal["george/v1"] = Field(alias="apiVersion")
+    kind: Literal["TaskTemplate"]
+    metadata: Metadata
+    spec: TemplateBody
+
+
+# --- Job ---------------------------------------------------------------------------------
+
+
+class JobBody(_Spec):
+    template: str
+    params: dict[str, Any] = {}
+    channel: str | None = None
+    deadline: Duration | None = None
+
+
+class Job(_Spec):
+    api_version: Literal["george/v1"] = Field(alias="apiVersion")
+    kind: Literal["Job"]
+    metadata: Metadata
+    spec: JobBody
+
+
+Manifest = AgentSpec | TaskTemplate | Job
+KINDS: dict[str, type[AgentSpec] | type[TaskTemplate] | type[Job]] = {
+    "AgentSpec": AgentSpec,
+    "TaskTemplate": TaskTemplate,
+    "Job": Job,
+}
