@@ -1,0 +1,1 @@
+"""The reconcile engine: makes the actual state (the store) match the desired state (Git)."""

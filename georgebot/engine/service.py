@@ -1,0 +1,494 @@
+"""The `Engine` facade: one reconcile pass, the loop around it, and the calls people make
+(retry, approve / reject) through Slack or the CLI.
+
+A pass is level-triggered and idempotent: sync Git (a new revision creates, changes and
+prunes job runs), recover steps whose lease expired, time out approvals, start every ready
+step within capacity, and bring each job's status and conditions up to date. Anything that
+changes state wakes the loop at once; the runtime's scheduler is only the safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from georgebot import errors
+from georgebot.engine import planning
+from georgebot.engine.execution import Outcome, run_step_once
+from georgebot.engine.ports import (
+    AgentRunner,
+    Clock,
+    ContextEntry,
+    Done,
+    StepTask,
+    SystemClock,
+    Wait,
+)
+from georgebot.engine.supervision import Supervisor
+from georgebot.manifests.snapshot import Snapshot
+from georgebot.model.rendered import digest
+from georgebot.model.specs import AgentSpec, StepForm
+from georgebot.model.status import JobStatus, Reason, StepStatus
+from georgebot.store import RunState, StepState, StepUpdate, Store
+
+log = logging.getLogger(__name__)
+
+
+class ManifestPort(Protocol):
+    """`manifests.ManifestSource` satisfies this; tests may plug their own."""
+
+    def sync(self) -> Snapshot: ...
+
+    def checkout(self, sha: str) -> Path: ...
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    home: Path = Path(".george")
+    max_concurrent_steps: int = 16
+    lease: timedelta = timedelta(seconds=10)
+    default_deadline: timedelta = timedelta(days=7)
+
+
+class Decision(StrEnum):
+    RECORDED = "recorded"  # counted; the quorum is not reached yet
+    APPROVED = "approved"  # the step succeeded
+    REJECTED = "rejected"  # the step failed
+    NOT_APPROVER = "not-approver"
+    NOT_WAITING = "not-waiting"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    job: str
+    steps: tuple[str, ...]
+    message: str
+
+
+@dataclass
+class _Recorder:
+    store: Store
+    job_id: int
+    step: str
+    clock: Clock
+
+    async def note(self, role: str, text: str) -> None:
+        self.store.add_context(self.job_id, self.step, role, text, self.clock.now())
+
+
+@dataclass
+class Engine:
+    settings: EngineSettings
+    store: Store
+    source: ManifestPort
+    runner: AgentRunner
+    clock: Clock = field(default_factory=SystemClock)
+    owner: str = field(default_factory=lambda: f"george-{uuid.uuid4().hex[:12]}")
+    listeners: list[Callable[[int], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.snapshot: Snapshot | None = None
+        self.agents: dict[str, AgentSpec] = {}
+        self.supervisor = Supervisor(renew=self._renew, renew_every=self.settings.lease.total_seconds() / 3)
+        self._wake = asyncio.Event()
+        self._sync_requested = True
+        self._lock = asyncio.Lock()
+        self.passes = 0
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        current = self.store.current_revision()
+        if current is not None:
+            self.agents = {n: AgentSpec.model_validate(a) for n, a in current[2].items()}
+        self.supervisor.start()
+
+    async def close(self) -> None:
+        """Cancels running agents; their steps are released so the next start resumes them."""
+        await self.supervisor.close()
+        released = self.store.release_leases(self.owner, self.clock.now())
+        if released:
+            log.info("released %d running step(s) for the next start", released)
+
+    def wake(self, *, sync: bool = False) -> None:
+        self._sync_requested = self._sync_requested or sync
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            sync, self._sync_requested = self._sync_requested, False
+            try:
+                await self.reconcile_once(sync=sync)
+            except errors.ConfigError as e:
+                log.error("%s", e)
+            except Exception:
+                log.exception("reconcile pass failed; the next one will try again")
+
+    async def settle(self, *, max_passes: int = 1000) -> None:
+        """Burst mode for tests and `reconcile --wait`: passes until nothing is runnable now
+        and no agent task lives (a retry due later does not count)."""
+        sync = True
+        for _ in range(max_passes):
+            await self.reconcile_once(sync=sync)
+            sync = False
+            if self.supervisor.count:
+                await self.supervisor.idle.wait()
+                continue
+            runs = self.store.load_active()
+            now = self.clock.now()
+            if not any(planning.ready(r, now) or self._recoverable(r, now) for r in runs):
+                return
+        raise RuntimeError("settle did not converge")
+
+    # --- one pass -------------------------------------------------------------------
+
+    async def reconcile_once(self, *, sync: bool = True) -> None:
+        async with self._lock:
+            self.passes += 1
+            now = self.clock.now()
+            if sync or self.snapshot is None:
+                await self._sync(now)
+            runs = self.store.load_active()
+            for run in runs:
+                self._check_waiting(run, now)
+            self._start_ready(runs, now)
+            for run in runs:
+                self._refresh(run, now)
+
+    async def _sync(self, now: datetime) -> None:
+        try:
+            snapshot = await asyncio.to_thread(self.source.sync)
+        except errors.TemporaryError as e:
+            log.warning("Git sync failed, keeping revision %s: %s",
+                        self.snapshot.revision.sha[:12] if self.snapshot else "none", e)
+            return
+        if snapshot is self.snapshot:
+            return
+        self.snapshot = snapshot
+        self.agents = dict(snapshot.agents)
+        current = self.store.current_revision()
+        if current is None or current[0].sha != snapshot.revision.sha:
+            self.store.record_revision(
+                snapshot.revision.sha, snapshot.revision.message,
+                [e.model_dump() for e in snapshot.errors],
+                {n: a.model_dump(mode="json", by_alias=True) for n, a in snapshot.agents.items()},
+                now,
+            )
+        await self._apply(snapshot, now)
+
+    async def _apply(self, snap: Snapshot, now: datetime) -> None:
+        actor = f"git:{snap.revision.sha[:12]}"
+        active = {r.name: r for r in self.store.load_active()}
+        known = self.store.latest_run_names()
+        for name, job in snap.jobs.items():
+            file = snap.job_files.get(name, "")
+            run = active.get(name)
+            if run is None:
+                latest = known.get(name)
+                if latest is not None:
+                    old = self.store.load_run(latest[0])
+                    if old.status is not JobStatus.CANCELLED and old.digest == job.digest:
+                        continue  # finished, unchanged
+                    if old.status is not JobStatus.CANCELLED:
+                        self.store.apply_generation(old, job, file=file, revision=snap.revision.sha,
+                                                    actor=actor, at=now)
+                        self.store.set_job_status(old, JobStatus.PENDING, actor=actor, at=now,
+                                                  message="changed in Git", active=True)
+                        self._notify(old.id)
+                        continue
+                created = self.store.create_run(job, file=file, revision=snap.revision.sha,
+                                                actor=actor, at=now)
+                self._notify(created.id)
+            elif run.digest != job.digest:
+                self.store.apply_generation(run, job, file=file, revision=snap.revision.sha,
+                                            actor=actor, at=now)
+                self._notify(run.id)
+            elif _has_condition(run, Reason.INVALID_SPEC):
+                self.store.set_conditions(run, _without(run.conditions, Reason.INVALID_SPEC), now)
+        for name, issue in snap.invalid_jobs.items():
+            if (run := active.get(name)) is not None:
+                self._set_condition(run, Reason.INVALID_SPEC, True, Reason.INVALID_SPEC,
+                                    f"{issue}; keeping generation {run.generation}", now)
+        for name, run in active.items():
+            if name in snap.jobs or name in snap.invalid_jobs:
+                continue
+            if run.file in snap.broken_files:
+                self._set_condition(run, Reason.INVALID_SPEC, True, Reason.INVALID_SPEC,
+                                    f"{run.file} does not parse; keeping generation {run.generation}", now)
+                continue
+            await self.supervisor.cancel_job(run.id)
+            self.store.cancel_run(run, actor=actor, at=now,
+                                  message=f"removed from Git in {snap.revision.sha[:12]}")
+            self._notify(run.id)
+        self._unblock_changed_agents(actor, now)
+
+    def _unblock_changed_agents(self, actor: str, now: datetime) -> None:
+        for run in self.store.load_active():
+            names = [
+                s.name for s in planning.live_steps(run)
+                if s.status is StepStatus.BLOCKED and s.agent_digest
+                and s.agent_digest != self._agent_digest(run.spec.step(s.name).agent)
+            ]
+            if names:
+                self.store.reset_steps(run, names, actor=actor, reason="AgentChanged", at=now,
+                                       message="the agent's spec changed; trying again")
+                self._notify(run.id)
+
+    def _agent_digest(self, name: str | None) -> str:
+        agent = self.agents.get(name or "")
+        return digest(agent.model_dump(mode="json")) if agent else "missing"
+
+    # --- starting agents ------------------------------------------------------------
+
+    def _recoverable(self, run: RunState, now: datetime) -> list[StepState]:
+        return [
+            s for s in run.steps
+            if s.status is StepStatus.RUNNING and not self.supervisor.running(s.id)
+            and (s.lease_expires_at is None or s.lease_expires_at < now)
+        ]
+
+    def _start_ready(self, runs: list[RunState], now: datetime) -> None:
+        if self.snapshot is None and not self.agents:
+            return
+        for run in runs:
+            candidates = [(s, True) for s in self._recoverable(run, now)]
+            candidates += [(s, False) for s in planning.ready(run, now)]
+            for step, recovered in candidates:
+                if self.supervisor.count >= self.settings.max_concurrent_steps:
+                    return
+                spec = run.spec.step(step.name)
+                agent = self.agents.get(spec.agent) if spec.agent else None
+                if agent and self.supervisor.count_for(agent.metadata.name) >= agent.spec.max_concurrent_steps:
+                    continue
+                timeout = spec.effective_timeout
+                if not self.store.claim(
+                    step, owner=self.owner, until=now + self.settings.lease, at=now, run=run,
+                    deadline=None if timeout is None or spec.form is StepForm.ASK else now + timeout,
+                    recovered=recovered,
+                ):
+                    continue
+                self._notify(run.id)
+                if spec.agent and agent is None:
+                    self._finish(run, step, Outcome(
+                        StepStatus.BLOCKED, Reason.CAPABILITY_MISSING,
+                        f"agent {spec.agent} is not defined in Git; add an AgentSpec named {spec.agent}"))
+                    continue
+                task = self._task(run, step, agent)
+                self.supervisor.spawn(step.id, self._attempt(run, step, task),
+                                      name=f"agent:{run.name}/{step.name}#{step.attempts}",
+                                      agent=spec.agent, job_id=run.id)
+
+    def _task(self, run: RunState, step: StepState, agent: AgentSpec | None) -> StepTask:
+        sha = self.snapshot.revision.sha if self.snapshot else run.revision
+        context = tuple(
+            ContextEntry(at=c.at, role=c.role, text=c.text, author=c.author)
+            for c in self.store.context(run.id, step.name)
+        )
+        return StepTask(
+            job=run.spec, step=run.spec.step(step.name), attempt=step.attempts, agent=agent,
+            checkout=Path(), output_dir=self.settings.home / "outputs" / run.name,
+            channel=run.channel, context=context, revision=sha,
+        )
+
+    async def _attempt(self, run: RunState, step: StepState, task: StepTask) -> None:
+        if task.step.form in (StepForm.RUN, StepForm.LLM):
+            try:
+                checkout = await asyncio.to_thread(self.source.checkout, task.revision)
+            except errors.GeorgeError as e:
+                self._finish(run, step, Outcome(StepStatus.FAILED, "CheckoutFailed", str(e),
+                                                temporary=True))
+                return
+            task = StepTask(**{**task.__dict__, "checkout": checkout})
+        task.output_dir.mkdir(parents=True, exist_ok=True)
+        recorder = _Recorder(self.store, run.id, step.name, self.clock)
+        outcome = await run_step_once(self.runner, task, recorder)
+        self._finish(run, step, outcome)
+
+    def _finish(self, run: RunState, step: StepState, outcome: Outcome) -> None:
+        now = self.clock.now()
+        spec = run.spec.step(step.name)
+        actor = f"agent:{step.name}"
+        fields: dict[str, Any] = {}
+        to = outcome.status
+        message = outcome.message
+        if to is StepStatus.SUCCEEDED:
+            pass
+        elif to is StepStatus.WAITING:
+            assert isinstance(outcome.result, Wait)
+            request = outcome.result.request
+            fields["waits_for"] = {
+                "channel": request.channel, "text": request.text,
+                "approvers": list(request.approvers), "quorum": request.quorum, "pinged": False,
+            }
+            fields["deadline_at"] = now + spec.timeout if spec.timeout else None
+            fields["started_at"] = now
+        elif to is StepStatus.BLOCKED:
+            fields["agent_digest"] = self._agent_digest(spec.agent)
+        elif outcome.temporary:
+            to = StepStatus.RETRYING
+            delay = outcome.temporary_delay or spec.retry_delay(max(step.attempts, 1))
+            fields["next_attempt_at"] = now + delay
+            message = f"{message} (trying again at {fields['next_attempt_at']:%H:%M:%S} UTC)"
+        else:
+            failures = step.failures + 1
+            fields["failures"] = failures
+            if failures <= spec.retries:
+                to = StepStatus.RETRYING
+                fields["next_attempt_at"] = now + spec.retry_delay(failures)
+        moved = self.store.transition(
+            run, step, StepUpdate(to, outcome.reason, message, actor=actor, fields=fields), now,
+            owner=self.owner,
+        )
+        if not moved:
+            log.info("step %s/%s lost its lease; its outcome is dropped", run.name, step.name)
+            return
+        result = outcome.result
+        if to is StepStatus.WAITING and isinstance(result, Wait):
+            self.store.enqueue(run.id, channel=result.request.channel, text=result.request.text,
+                               kind="approval", step=step.name, at=now,
+                               thread_of_card=result.request.channel in (run.channel, ""),
+                               meta={"digest": step.digest})
+        elif isinstance(result, Done) and result.output:
+            self.store.enqueue(run.id, channel=run.channel, kind="output", step=step.name, at=now,
+                               text=result.output)
+        self._notify(run.id)
+        self.wake()
+
+    # --- waiting for people ---------------------------------------------------------
+
+    def _check_waiting(self, run: RunState, now: datetime) -> None:
+        """An approval past its timeout pings once; at twice the timeout it fails."""
+        for step in run.steps:
+            if step.status is not StepStatus.WAITING or step.deadline_at is None or not step.waits_for:
+                continue
+            started = step.started_at or now
+            if now >= started + 2 * (step.deadline_at - started):
+                self.store.transition(run, step, StepUpdate(
+                    StepStatus.FAILED, Reason.APPROVAL_TIMED_OUT,
+                    f"no decision by {', '.join(step.waits_for.get('approvers', []))} in time"), now)
+                self._notify(run.id)
+            elif now >= step.deadline_at and not step.waits_for.get("pinged"):
+                waits = {**step.waits_for, "pinged": True}
+                who = " ".join(f"<@{a}>" if a.startswith("U") else f"<!subteam^{a}>"
+                               for a in waits.get("approvers", []))
+                self.store.enqueue(run.id, channel=run.channel, kind="ping", step=step.name, at=now,
+                                   text=f"{who} still waiting for your answer on {step.name}")
+                self.store.transition(run, step, StepUpdate(
+                    StepStatus.WAITING, None, "reminded the approvers", fields={"waits_for": waits}),
+                    now, progress=False)
+
+    async def decide(self, job: str, step_name: str, *, user: str, approve: bool,
+                     user_groups: frozenset[str] = frozenset(), note: str = "") -> Decision:
+        """A person's ✅ or ❌ on an approval request; only listed approvers count."""
+        async with self._lock:
+            now = self.clock.now()
+            runs = self.store.load_runs([job])
+            run = runs[0] if runs else None
+            step = run.step(step_name) if run else None
+            if run is None or step is None:
+                return Decision.UNKNOWN
+            if step.status is not StepStatus.WAITING or not step.waits_for:
+                self.store.log(run, job=job, step=step_name, actor=f"user:{user}", at=now,
+                               reason="Ignored", message="a decision on a step that is not waiting")
+                return Decision.NOT_WAITING
+            approvers = set(step.waits_for.get("approvers", []))
+            if user not in approvers and not (user_groups & approvers):
+                self.store.log(run, job=job, step=step_name, actor=f"user:{user}", at=now,
+                               reason="NotAnApprover",
+                               message=f"{user} is not among the approvers {sorted(approvers)}; ignored")
+                return Decision.NOT_APPROVER
+            self.store.add_vote(run, step, user=user, approve=approve, at=now, note=note)
+            if not approve:
+                reason = f"rejected by <@{user}>" + (f": {note}" if note else "")
+                self.store.transition(run, step, StepUpdate(
+                    StepStatus.FAILED, Reason.REJECTED, reason, actor=f"user:{user}"), now)
+                decision = Decision.REJECTED
+            elif len(self.store.approvers_so_far(step)) >= int(step.waits_for.get("quorum", 1)):
+                who = ", ".join(f"<@{u}>" for u in self.store.approvers_so_far(step))
+                self.store.transition(run, step, StepUpdate(
+                    StepStatus.SUCCEEDED, None, f"approved by {who}", actor=f"user:{user}"), now)
+                decision = Decision.APPROVED
+            else:
+                decision = Decision.RECORDED
+            self._notify(run.id)
+        self.wake()
+        return decision
+
+    async def retry(self, job: str, *, actor: str) -> RetryResult:
+        """Resets a job's failed and blocked steps (Slack's `retry`, the CLI)."""
+        async with self._lock:
+            now = self.clock.now()
+            runs = self.store.load_runs([job])
+            if not runs:
+                raise errors.InputError(f"there is no job named {job}")
+            run = runs[0]
+            if run.status is JobStatus.CANCELLED:
+                raise errors.InputError(f"{job} was removed from Git; commit it again to run it")
+            names = [s.name for s in planning.live_steps(run)
+                     if s.status in (StepStatus.FAILED, StepStatus.BLOCKED)]
+            if not names:
+                return RetryResult(job, (), f"{job} has no failed or blocked step to retry")
+            self.store.reset_steps(run, names, actor=actor, reason="RetryRequested", at=now,
+                                   message=f"retry requested by {actor}")
+            if not run.active:
+                self.store.set_job_status(run, JobStatus.PENDING, actor=actor, at=now,
+                                          message="retry requested", active=True)
+            self._notify(run.id)
+        self.wake()
+        return RetryResult(job, tuple(names), f"retrying {', '.join(names)} of {job}")
+
+    # --- status and conditions ------------------------------------------------------
+
+    def _refresh(self, run: RunState, now: datetime) -> None:
+        fresh = self.store.load_run(run.id)
+        status = planning.job_status(fresh, now)
+        if status is not fresh.status:
+            self.store.set_job_status(fresh, status, actor="engine", at=now,
+                                      message=planning.waits_on(fresh) if status in (
+                                          JobStatus.WAITING, JobStatus.BLOCKED, JobStatus.FAILED) else "",
+                                      active=status is not JobStatus.SUCCEEDED)
+            self._notify(run.id)
+        deadline = fresh.spec.deadline or self.settings.default_deadline
+        stalled = status is not JobStatus.SUCCEEDED and now - fresh.progress_at > deadline
+        if stalled != _has_condition(fresh, Reason.STALLED):
+            self._set_condition(fresh, Reason.STALLED, stalled, Reason.STALLED if stalled else "Progressing",
+                                f"no progress for {deadline}: {planning.waits_on(fresh)}" if stalled else "", now)
+
+    def _set_condition(self, run: RunState, type_: str, status: bool, reason: str, message: str,
+                       now: datetime) -> None:
+        current = next((c for c in run.conditions if c.get("type") == type_), None)
+        if current and current.get("status") == status and current.get("message") == message:
+            return
+        rest = _without(run.conditions, type_)
+        if status:
+            rest.append({"type": type_, "status": True, "reason": reason, "message": message,
+                         "lastTransitionTime": now.isoformat()})
+        self.store.set_conditions(run, rest, now)
+        self.store.log(run, job=run.name, step=None, actor="engine", at=now,
+                       reason=f"{type_}={status}", message=message)
+        self._notify(run.id)
+
+    def _renew(self, step_ids: list[int]) -> None:
+        self.store.renew_leases(self.owner, step_ids, self.clock.now() + self.settings.lease)
+
+    def _notify(self, run_id: int) -> None:
+        for listener in self.listeners:
+            listener(run_id)
+
+
+def _has_condition(run: RunState, type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") for c in run.conditions)
+
+
+def _without(conditions: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
+    return [c for c in conditions if c.get("type") != type_]

@@ -1,0 +1,100 @@
+"""Owns every agent task: starts, names, caps, cancels and reaps them, and keeps their
+step leases alive while they live (STYLE rule 5). Only this module creates agent tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Live:
+    task: asyncio.Task[None]
+    agent: str | None
+    job_id: int
+
+
+class Supervisor:
+    def __init__(self, *, renew: Callable[[list[int]], None], renew_every: float) -> None:
+        self._live: dict[int, _Live] = {}
+        self._renew = renew
+        self._renew_every = renew_every
+        self._renewer: asyncio.Task[None] | None = None
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def start(self) -> None:
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_loop(), name="george-lease-renewer")
+
+    async def close(self) -> None:
+        """Cancels every agent (their steps stay Running with a lease another start resumes)."""
+        await self.cancel_all()
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+
+    def spawn(self, step_id: int, coro: Coroutine[Any, Any, None], *, name: str,
+              agent: str | None, job_id: int) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._live[step_id] = _Live(task, agent, job_id)
+        self.idle.clear()
+        task.add_done_callback(functools.partial(self._reap, step_id))
+
+    def _reap(self, step_id: int, task: asyncio.Task[None]) -> None:
+        live = self._live.get(step_id)
+        if live is not None and live.task is task:
+            del self._live[step_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("agent task %s ended with an error", task.get_name(), exc_info=task.exception())
+        if not self._live:
+            self.idle.set()
+
+    def running(self, step_id: int) -> bool:
+        return step_id in self._live
+
+    @property
+    def count(self) -> int:
+        return len(self._live)
+
+    def count_for(self, agent: str) -> int:
+        return sum(1 for live in self._live.values() if live.agent == agent)
+
+    def by_agent(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for live in self._live.values():
+            if live.agent:
+                out[live.agent] = out.get(live.agent, 0) + 1
+        return out
+
+    async def cancel(self, step_ids: list[int]) -> None:
+        tasks = [self._live[i].task for i in step_ids if i in self._live]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def cancel_job(self, job_id: int) -> None:
+        await self.cancel([sid for sid, live in self._live.items() if live.job_id == job_id])
+
+    async def cancel_all(self) -> None:
+        await self.cancel(list(self._live))
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._renew_every)
+            if self._live:
+                try:
+                    self._renew(list(self._live))
+                except Exception:  # a busy database must not kill the renewer
+                    log.warning("could not renew step leases", exc_info=True)

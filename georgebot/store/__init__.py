@@ -1,0 +1,10 @@
+"""Actual state: SQLModel tables on SQLite or PostgreSQL, queries and migrations.
+
+Rows never leave this package; callers get views (`model/views.py`) or plain values.
+"""
+
+from georgebot.store.database import Database, open_database
+from georgebot.store.repository import RunState, StepState, StepUpdate, Store
+
+
+__all__ = ["Database", "RunState", "StepState", "StepUpdate", "Store", "open_database"]

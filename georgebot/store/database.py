@@ -1,0 +1,88 @@
+"""Opening the database: SQLite (WAL) or PostgreSQL, schema upgraded by Alembic at start.
+
+`open_database(url)` is called once by the runtime or a command; migrations live in
+`store/migrations/` and run automatically, so an old `george.db` is upgraded in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from georgebot.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class Database:
+    engine: Engine
+    url: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create(url: str) -> Database:
+    try:
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as e:
+        raise ConfigError(
+            f"GEORGE_DATABASE_URL {url!r} is not usable ({e}); use sqlite:///george.db "
+            "or postgresql+psycopg://user@host/db"
+        ) from e
+    return Database(engine=engine, url=url)
+
+
+def migrate(db: Database) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_database(url: str, *, upgrade: bool = True) -> Database:
+    """Connects and brings the schema up to date; a database that can't be reached is a ConfigError."""
+    db = create(url)
+    try:
+        if upgrade:
+            migrate(db)
+        else:
+            with db.engine.connect():
+                pass
+    except OperationalError as e:
+        db.close()
+        raise ConfigError(f"cannot open the database {_redact(url)}: {e.orig}") from e
+    return db
+
+
+def _redact(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable URL)"

@@ -1,0 +1,545 @@
+"""`Store`: every read and write of actual state, each write in one short transaction.
+
+The engine decides; the store persists. Every status change goes through a method that
+also appends to the event log in the same transaction, so the audit trail can't miss one.
+Claims are compare-and-set updates, safe across processes on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from georgebot.model.rendered import RenderedJob
+from georgebot.model.status import JobStatus, StepStatus
+from georgebot.model.views import EventView, RevisionView, Usage
+from georgebot.store.database import Database
+from georgebot.store.tables import (
+    ContextRow,
+    EventRow,
+    JobRunRow,
+    OutboxRow,
+    RevisionRow,
+    SlackMessageRow,
+    StepRunRow,
+    UsageRow,
+    VoteRow,
+)
+
+
+@dataclass
+class StepState:
+    id: int
+    job_id: int
+    name: str
+    position: int
+    status: StepStatus
+    reason: str | None
+    message: str
+    attempts: int
+    failures: int
+    digest: str
+    agent_digest: str
+    next_attempt_at: datetime | None
+    started_at: datetime | None
+    deadline_at: datetime | None
+    finished_at: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    waits_for: dict[str, Any] | None
+
+
+@dataclass
+class RunState:
+    id: int
+    name: str
+    template: str
+    status: JobStatus
+    active: bool
+    generation: int
+    digest: str
+    spec: RenderedJob
+    file: str
+    revision: str
+    channel: str
+    created_at: datetime
+    updated_at: datetime
+    progress_at: datetime
+    conditions: list[dict[str, Any]]
+    steps: list[StepState] = field(default_factory=list)
+
+    def step(self, name: str) -> StepState | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+
+@dataclass(frozen=True)
+class StepUpdate:
+    """A step transition; fields left as `...` keep their value."""
+
+    to: StepStatus
+    reason: str | None = None
+    message: str = ""
+    actor: str = "engine"
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _step(row: StepRunRow) -> StepState:
+    assert row.id is not None
+    return StepState(
+        id=row.id, job_id=row.job_id, name=row.name, position=row.position,
+        status=StepStatus(row.status), reason=row.reason, message=row.message,
+        attempts=row.attempts, failures=row.failures, digest=row.digest,
+        agent_digest=row.agent_digest, next_attempt_at=row.next_attempt_at,
+        started_at=row.started_at, deadline_at=row.deadline_at, finished_at=row.finished_at,
+        lease_owner=row.lease_owner, lease_expires_at=row.lease_expires_at,
+        waits_for=row.waits_for,
+    )
+
+
+def _run(row: JobRunRow, steps: Iterable[StepRunRow]) -> RunState:
+    assert row.id is not None
+    return RunState(
+        id=row.id, name=row.name, template=row.template, status=JobStatus(row.status),
+        active=row.active, generation=row.generation, digest=row.digest,
+        spec=RenderedJob.model_validate(row.spec), file=row.file, revision=row.revision,
+        channel=row.channel, created_at=row.created_at, updated_at=row.updated_at,
+        progress_at=row.progress_at, conditions=list(row.conditions or []),
+        steps=sorted((_step(s) for s in steps), key=lambda s: s.position),
+    )
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def session(self) -> Session:
+        return Session(self.db.engine, expire_on_commit=False)
+
+    # --- revisions ------------------------------------------------------------------
+
+    def record_revision(
+        self, sha: str, message: str, errors: list[dict[str, Any]],
+        agents: dict[str, Any], at: datetime,
+    ) -> None:
+        with self.session() as s:
+            s.add(RevisionRow(sha=sha, message=message, synced_at=at, errors=errors, agents=agents))
+            s.commit()
+
+    def touch_revision(self, at: datetime) -> None:
+        """A sync that found nothing new still counts as a sync (status shows its age)."""
+        with self.session() as s:
+            row = s.exec(select(RevisionRow).order_by(col(RevisionRow.id).desc()).limit(1)).first()
+            if row is not None:
+                row.synced_at = at
+                s.add(row)
+                s.commit()
+
+    def current_revision(self) -> tuple[RevisionView, list[dict[str, Any]], dict[str, Any]] | None:
+        with self.session() as s:
+            row = s.exec(select(RevisionRow).order_by(col(RevisionRow.id).desc()).limit(1)).first()
+            if row is None:
+                return None
+            return (
+                RevisionView(sha=row.sha, message=row.message, synced_at=row.synced_at),
+                list(row.errors or []),
+                dict(row.agents or {}),
+            )
+
+    # --- job runs -------------------------------------------------------------------
+
+    def load_active(self) -> list[RunState]:
+        with self.session() as s:
+            runs = s.exec(select(JobRunRow).where(col(JobRunRow.active))).all()
+            return self._with_steps(s, runs)
+
+    def load_runs(self, names: Sequence[str] | None = None) -> list[RunState]:
+        """The latest run of each job (or of the named ones), active or finished."""
+        with self.session() as s:
+            latest = sa.select(sa.func.max(JobRunRow.id)).group_by(JobRunRow.name)
+            if names is not None:
+                latest = latest.where(col(JobRunRow.name).in_(names))
+            runs = s.exec(select(JobRunRow).where(col(JobRunRow.id).in_(latest))).all()
+            return sorted(self._with_steps(s, runs), key=lambda r: r.name)
+
+    def load_run(self, run_id: int) -> RunState:
+        with self.session() as s:
+            row = s.get(JobRunRow, run_id)
+            assert row is not None
+            return self._with_steps(s, [row])[0]
+
+    def latest_run_names(self) -> dict[str, tuple[int, bool, str]]:
+        """name -> (run id, active, file) for every job ever seen; used by pruning."""
+        with self.session() as s:
+            latest = sa.select(sa.func.max(JobRunRow.id)).group_by(JobRunRow.name)
+            rows = s.exec(
+                select(JobRunRow.id, JobRunRow.name, JobRunRow.active, JobRunRow.file)
+                .where(col(JobRunRow.id).in_(latest))
+            ).all()
+            return {name: (int(i or 0), active, file) for i, name, active, file in rows}
+
+    def _with_steps(self, s: Session, runs: Sequence[JobRunRow]) -> list[RunState]:
+        if not runs:
+            return []
+        ids = [r.id for r in runs]
+        by_job: dict[int, list[StepRunRow]] = {}
+        for step in s.exec(select(StepRunRow).where(col(StepRunRow.job_id).in_(ids))).all():
+            by_job.setdefault(step.job_id, []).append(step)
+        return [_run(r, by_job.get(r.id or 0, [])) for r in runs]
+
+    def create_run(
+        self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime
+    ) -> RunState:
+        with self.session() as s:
+            row = JobRunRow(
+                name=job.name, template=job.template, status=JobStatus.PENDING.value,
+                digest=job.digest, spec=job.model_dump(mode="json"), file=file, revision=revision,
+                channel=job.channel, created_at=at, updated_at=at, progress_at=at, conditions=[],
+            )
+            s.add(row)
+            s.flush()
+            assert row.id is not None
+            for position, step in enumerate(job.steps):
+                s.add(StepRunRow(job_id=row.id, name=step.name, position=position,
+                                 digest=job.step_digest(step.name)))
+            s.add(EventRow(at=at, job_id=row.id, job=job.name, actor=actor, to_status="Pending",
+                           reason="Created", message=f"job created from template {job.template}"))
+            s.commit()
+            return self._with_steps(s, [row])[0]
+
+    def apply_generation(
+        self, run: RunState, job: RenderedJob, *, file: str, revision: str, actor: str,
+        at: datetime,
+    ) -> list[str]:
+        """A changed spec: unfinished steps follow it; succeeded steps stay. Returns the
+        steps that were reset (blocked, failed or waiting on an older definition)."""
+        reset: list[str] = []
+        with self.session() as s:
+            row = s.get(JobRunRow, run.id)
+            assert row is not None
+            row.generation += 1
+            row.digest, row.spec, row.file = job.digest, job.model_dump(mode="json"), file
+            row.revision, row.channel, row.template = revision, job.channel, job.template
+            row.updated_at = row.progress_at = at
+            row.conditions = [c for c in row.conditions or [] if c.get("type") != "InvalidSpec"]
+            s.add(row)
+            existing = {st.name: st for st in s.exec(
+                select(StepRunRow).where(StepRunRow.job_id == run.id)).all()}
+            for position, step in enumerate(job.steps):
+                digest = job.step_digest(step.name)
+                st = existing.pop(step.name, None)
+                if st is None:
+                    s.add(StepRunRow(job_id=run.id, name=step.name, position=position, digest=digest))
+                    continue
+                st.position = position
+                if st.status in (StepStatus.SUCCEEDED, StepStatus.RUNNING):
+                    s.add(st)  # a running attempt finishes on the definition it started with
+                    continue
+                changed = st.digest != digest
+                st.digest = digest
+                if st.status in (StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANCELLED) or (
+                    changed and st.status == StepStatus.WAITING
+                ):
+                    s.add(EventRow(at=at, job_id=run.id, job=run.name, step=st.name, actor=actor,
+                                   from_status=st.status, to_status="Pending", reason="SpecChanged",
+                                   message=f"generation {row.generation} applies to this step"))
+                    _reset(st)
+                    reset.append(st.name)
+                s.add(st)
+            for gone in existing.values():
+                s.delete(gone) if gone.status == StepStatus.PENDING and gone.attempts == 0 else None
+                if gone.status != StepStatus.PENDING or gone.attempts:
+                    gone.status, gone.position = StepStatus.CANCELLED.value, 10_000 + gone.position
+                    gone.reason, gone.message = "RemovedFromSpec", "the step is no longer in the template"
+                    s.add(gone)
+            s.add(EventRow(at=at, job_id=run.id, job=run.name, actor=actor, reason="SpecChanged",
+                           message=f"generation {row.generation} from {revision[:12]}"))
+            s.commit()
+        return reset
+
+    def reset_steps(
+        self, run: RunState, names: Iterable[str], *, actor: str, reason: str, message: str,
+        at: datetime,
+    ) -> None:
+        with self.session() as s:
+            for st in s.exec(select(StepRunRow).where(
+                StepRunRow.job_id == run.id, col(StepRunRow.name).in_(list(names)))).all():
+                s.add(EventRow(at=at, job_id=run.id, job=run.name, step=st.name, actor=actor,
+                               from_status=st.status, to_status="Pending", reason=reason,
+                               message=message))
+                _reset(st)
+                s.add(st)
+            _touch(s, run.id, at)
+            s.commit()
+
+    def set_job_status(
+        self, run: RunState, status: JobStatus, *, actor: str, message: str, at: datetime,
+        active: bool | None = None,
+    ) -> None:
+        with self.session() as s:
+            row = s.get(JobRunRow, run.id)
+            assert row is not None
+            if row.status != status.value:
+                s.add(EventRow(at=at, job_id=run.id, job=run.name, actor=actor,
+                               from_status=row.status, to_status=status.value, message=message))
+                row.status = status.value
+            if active is not None:
+                row.active = active
+                row.finished_at = None if active else at
+            row.updated_at = at
+            s.add(row)
+            s.commit()
+        run.status = status
+
+    def set_conditions(self, run: RunState, conditions: list[dict[str, Any]], at: datetime) -> None:
+        with self.session() as s:
+            row = s.get(JobRunRow, run.id)
+            assert row is not None
+            row.conditions = conditions
+            row.updated_at = at
+            s.add(row)
+            s.commit()
+        run.conditions = conditions
+
+    def cancel_run(self, run: RunState, *, actor: str, message: str, at: datetime) -> None:
+        with self.session() as s:
+            for st in s.exec(select(StepRunRow).where(StepRunRow.job_id == run.id)).all():
+                if st.status in (StepStatus.SUCCEEDED, StepStatus.CANCELLED):
+                    continue
+                s.add(EventRow(at=at, job_id=run.id, job=run.name, step=st.name, actor=actor,
+                               from_status=st.status, to_status="Cancelled", reason="RemovedFromGit",
+                               message=message))
+                st.status, st.reason, st.message = StepStatus.CANCELLED.value, "RemovedFromGit", message
+                st.lease_owner = st.lease_expires_at = st.next_attempt_at = None
+                s.add(st)
+            row = s.get(JobRunRow, run.id)
+            assert row is not None
+            s.add(EventRow(at=at, job_id=run.id, job=run.name, actor=actor, from_status=row.status,
+                           to_status="Cancelled", reason="RemovedFromGit", message=message))
+            row.status, row.active, row.finished_at, row.updated_at = "Cancelled", False, at, at
+            s.add(row)
+            s.commit()
+
+    # --- steps ----------------------------------------------------------------------
+
+    def claim(self, step: StepState, *, owner: str, until: datetime, at: datetime,
+              deadline: datetime | None, run: RunState, recovered: bool = False) -> bool:
+        """Compare-and-set: Pending/Retrying (or Running with an expired lease) → Running."""
+        with self.session() as s:
+            stmt = sa.update(StepRunRow).where(
+                col(StepRunRow.id) == step.id,
+                col(StepRunRow.status) == step.status.value,
+                col(StepRunRow.attempts) == step.attempts,
+            ).values(
+                status=StepStatus.RUNNING.value, lease_owner=owner, lease_expires_at=until,
+                attempts=step.attempts + 1, started_at=at, deadline_at=deadline,
+                next_attempt_at=None, reason=None, message="",
+            )
+            if step.status == StepStatus.RUNNING:
+                stmt = stmt.where(col(StepRunRow.lease_expires_at) < at)
+            if s.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
+                s.rollback()
+                return False
+            s.add(EventRow(
+                at=at, job_id=run.id, job=run.name, step=step.name,
+                actor="engine", from_status=step.status.value, to_status="Running",
+                reason="Recovered" if recovered else None,
+                message=(f"attempt {step.attempts + 1}"
+                         + (" (the previous attempt's agent died; running it again)" if recovered else "")),
+            ))
+            _touch(s, run.id, at)
+            s.commit()
+        step.status, step.attempts, step.lease_owner = StepStatus.RUNNING, step.attempts + 1, owner
+        step.lease_expires_at, step.started_at, step.deadline_at = until, at, deadline
+        return True
+
+    def renew_leases(self, owner: str, step_ids: Sequence[int], until: datetime) -> None:
+        if not step_ids:
+            return
+        with self.session() as s:
+            s.execute(sa.update(StepRunRow).where(
+                col(StepRunRow.id).in_(step_ids), col(StepRunRow.lease_owner) == owner,
+                col(StepRunRow.status) == StepStatus.RUNNING.value,
+            ).values(lease_expires_at=until))
+            s.commit()
+
+    def release_leases(self, owner: str, at: datetime) -> int:
+        """On a clean shutdown: this process's running steps are free to run again at once."""
+        with self.session() as s:
+            result = s.execute(sa.update(StepRunRow).where(
+                col(StepRunRow.lease_owner) == owner,
+                col(StepRunRow.status) == StepStatus.RUNNING.value,
+            ).values(lease_expires_at=at))
+            s.commit()
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def transition(self, run: RunState, step: StepState, update: StepUpdate, at: datetime,
+                   *, owner: str | None = None, progress: bool = True) -> bool:
+        """Moves a step and writes the event. With `owner`, only while that lease holds."""
+        with self.session() as s:
+            values: dict[str, Any] = {
+                "status": update.to.value, "reason": update.reason, "message": update.message[:2000],
+                **update.fields,
+            }
+            if update.to not in (StepStatus.RUNNING,):
+                values.setdefault("lease_owner", None)
+                values.setdefault("lease_expires_at", None)
+            if update.to in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED):
+                values.setdefault("finished_at", at)
+            stmt = sa.update(StepRunRow).where(col(StepRunRow.id) == step.id)
+            if owner is not None:
+                stmt = stmt.where(col(StepRunRow.lease_owner) == owner,
+                                  col(StepRunRow.status) == StepStatus.RUNNING.value)
+            if s.execute(stmt.values(**values)).rowcount != 1:  # type: ignore[attr-defined]
+                s.rollback()
+                return False
+            s.add(EventRow(at=at, job_id=run.id, job=run.name, step=step.name, actor=update.actor,
+                           from_status=step.status.value, to_status=update.to.value,
+                           reason=update.reason, message=update.message[:2000]))
+            if progress:
+                _touch(s, run.id, at)
+            s.commit()
+        step.status, step.reason, step.message = update.to, update.reason, update.message
+        for key, value in values.items():
+            if hasattr(step, key) and key not in ("status",):
+                setattr(step, key, value)
+        return True
+
+    def log(self, run: RunState | None, *, job: str, step: str | None, actor: str, reason: str,
+            message: str, at: datetime) -> None:
+        """An event that changes no status: an ignored reaction, a refused command."""
+        with self.session() as s:
+            s.add(EventRow(at=at, job_id=run.id if run else None, job=job, step=step, actor=actor,
+                           reason=reason, message=message[:2000]))
+            s.commit()
+
+    # --- context, votes, outbox -----------------------------------------------------
+
+    def add_context(self, job_id: int, step: str | None, role: str, text: str, at: datetime,
+                    *, author: str | None = None, data: dict[str, Any] | None = None) -> None:
+        with self.session() as s:
+            s.add(ContextRow(job_id=job_id, step=step, role=role, text=text, at=at,
+                             author=author, data=data))
+            s.commit()
+
+    def context(self, job_id: int, step: str | None = None) -> list[ContextRow]:
+        with self.session() as s:
+            query = select(ContextRow).where(ContextRow.job_id == job_id)
+            if step is not None:
+                query = query.where(sa.or_(col(ContextRow.step) == step, col(ContextRow.step).is_(None)))
+            return list(s.exec(query.order_by(col(ContextRow.id))).all())
+
+    def add_vote(self, run: RunState, step: StepState, *, user: str, approve: bool,
+                 at: datetime, note: str = "") -> None:
+        with self.session() as s:
+            s.add(VoteRow(step_id=step.id, user=user, approve=approve, digest=step.digest,
+                          at=at, note=note))
+            s.add(EventRow(at=at, job_id=run.id, job=run.name, step=step.name, actor=f"user:{user}",
+                           reason="Approved" if approve else "Rejected",
+                           message=f"{'approved' if approve else 'rejected'} by {user}"
+                           + (f": {note}" if note else "")))
+            s.commit()
+
+    def approvers_so_far(self, step: StepState) -> list[str]:
+        with self.session() as s:
+            rows = s.exec(select(VoteRow.user).where(
+                VoteRow.step_id == step.id, VoteRow.digest == step.digest, col(VoteRow.approve),
+            ).order_by(col(VoteRow.id))).all()
+            return list(dict.fromkeys(rows))
+
+    def enqueue(self, job_id: int | None, *, channel: str, text: str, kind: str = "note",
+                step: str | None = None, thread_of_card: bool = True,
+                meta: dict[str, Any] | None = None, at: datetime) -> int:
+        with self.session() as s:
+            row = OutboxRow(job_id=job_id, step=step, kind=kind, channel=channel, text=text,
+                            thread_of_card=thread_of_card, meta=meta, created_at=at)
+            s.add(row)
+            s.commit()
+            return int(row.id or 0)
+
+    def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
+        with self.session() as s:
+            return list(s.exec(select(OutboxRow).where(col(OutboxRow.delivered_at).is_(None))
+                               .order_by(col(OutboxRow.id)).limit(limit)).all())
+
+    def mark_delivered(self, outbox_id: int, at: datetime) -> None:
+        with self.session() as s:
+            row = s.get(OutboxRow, outbox_id)
+            if row is not None:
+                row.delivered_at = at
+                s.add(row)
+                s.commit()
+
+    def slack_message(self, job_id: int, kind: str, step: str | None = None) -> SlackMessageRow | None:
+        with self.session() as s:
+            query = select(SlackMessageRow).where(SlackMessageRow.job_id == job_id,
+                                                  SlackMessageRow.kind == kind)
+            if step is not None:
+                query = query.where(SlackMessageRow.step == step)
+            return s.exec(query.order_by(col(SlackMessageRow.id).desc()).limit(1)).first()
+
+    def record_slack_message(self, job_id: int, *, kind: str, channel_id: str, ts: str,
+                             step: str | None = None, digest: str = "", at: datetime) -> None:
+        with self.session() as s:
+            s.add(SlackMessageRow(job_id=job_id, kind=kind, channel_id=channel_id, ts=ts,
+                                  step=step, digest=digest, created_at=at))
+            s.commit()
+
+    def find_slack_message(self, channel_id: str, ts: str) -> SlackMessageRow | None:
+        with self.session() as s:
+            return s.exec(select(SlackMessageRow).where(
+                SlackMessageRow.ts == ts, SlackMessageRow.channel_id == channel_id)).first()
+
+    # --- usage and audit ------------------------------------------------------------
+
+    def add_usage(self, job_id: int, step: str, model: str, usage: Usage, at: datetime) -> None:
+        with self.session() as s:
+            s.add(UsageRow(job_id=job_id, step=step, model=model, at=at,
+                           input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                           cache_read_input_tokens=usage.cache_read_input_tokens,
+                           cache_creation_input_tokens=usage.cache_creation_input_tokens,
+                           cost_usd=usage.cost_usd))
+            s.commit()
+
+    def usage(self, job_ids: Sequence[int]) -> dict[tuple[int, str], Usage]:
+        if not job_ids:
+            return {}
+        with self.session() as s:
+            rows = s.execute(sa.select(
+                col(UsageRow.job_id), col(UsageRow.step), sa.func.sum(UsageRow.input_tokens),
+                sa.func.sum(UsageRow.output_tokens), sa.func.sum(UsageRow.cache_read_input_tokens),
+                sa.func.sum(UsageRow.cache_creation_input_tokens), sa.func.sum(UsageRow.cost_usd),
+            ).where(col(UsageRow.job_id).in_(job_ids)).group_by(col(UsageRow.job_id), col(UsageRow.step))).all()
+            return {(r[0], r[1]): Usage(int(r[2]), int(r[3]), int(r[4]), int(r[5]), float(r[6]))
+                    for r in rows}
+
+    def events(self, job: str) -> list[EventView]:
+        with self.session() as s:
+            rows = s.exec(select(EventRow).where(EventRow.job == job).order_by(col(EventRow.id))).all()
+            return [EventView(at=r.at, job=r.job, step=r.step, actor=r.actor,
+                              from_status=r.from_status, to_status=r.to_status, reason=r.reason,
+                              message=r.message) for r in rows]
+
+    def running_counts(self) -> dict[int, int]:
+        """job id -> steps Running, for agents' running counts."""
+        with self.session() as s:
+            rows = s.execute(sa.select(col(StepRunRow.job_id), sa.func.count()).where(
+                col(StepRunRow.status) == StepStatus.RUNNING.value).group_by(col(StepRunRow.job_id))).all()
+            return {int(j): int(n) for j, n in rows}
+
+
+def _reset(st: StepRunRow) -> None:
+    st.status, st.reason, st.message = StepStatus.PENDING.value, None, ""
+    st.failures = 0
+    st.next_attempt_at = st.deadline_at = st.finished_at = None
+    st.lease_owner = st.lease_expires_at = None
+    st.waits_for = None
+
+
+def _touch(s: Session, job_id: int, at: datetime) -> None:
+    s.execute(sa.update(JobRunRow).where(col(JobRunRow.id) == job_id)
+              .values(progress_at=at, updated_at=at))

@@ -1,0 +1,188 @@
+"""The SQLModel tables (rows). Shapes follow DESIGN.md's "Actual state".
+
+Times are stored as naive UTC and read back aware (`UtcDateTime`), the same on SQLite and
+PostgreSQL. `JobRunRow.active` is indexed so a pass touches only unfinished jobs, never
+history. The event log is append-only: nothing updates or deletes `EventRow`s.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _at(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.JSON(), nullable=True))
+
+
+class RevisionRow(SQLModel, table=True):
+    __tablename__ = "revisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha: str = Field(index=True)
+    message: str = ""
+    synced_at: datetime = _at(nullable=False)
+    errors: list[dict[str, Any]] | None = _json()
+    agents: dict[str, Any] | None = _json()  # name -> AgentSpec JSON, for status and blocked retries
+
+
+class JobRunRow(SQLModel, table=True):
+    __tablename__ = "job_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    template: str = ""
+    status: str = "Pending"
+    active: bool = Field(default=True, index=True)
+    generation: int = 1
+    digest: str = ""
+    spec: dict[str, Any] | None = _json()  # the RenderedJob
+    file: str = ""
+    revision: str = ""
+    channel: str = ""
+    created_at: datetime = _at(nullable=False)
+    updated_at: datetime = _at(nullable=False)
+    progress_at: datetime = _at(nullable=False)
+    finished_at: datetime | None = _at()
+    conditions: list[dict[str, Any]] | None = _json()
+
+
+class StepRunRow(SQLModel, table=True):
+    __tablename__ = "step_runs"
+    __table_args__ = (sa.UniqueConstraint("job_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job_runs.id", index=True)
+    name: str
+    position: int = 0
+    status: str = Field(default="Pending", index=True)
+    reason: str | None = None
+    message: str = ""
+    attempts: int = 0  # attempts started
+    failures: int = 0  # failed attempts counted against `retries`
+    digest: str = ""  # the step definition this run follows; approvals bind to it
+    agent_digest: str = ""  # the agent's spec when the step was blocked
+    next_attempt_at: datetime | None = _at(index=True)
+    started_at: datetime | None = _at()
+    deadline_at: datetime | None = _at()  # started_at + timeout; ask: when to ping / fail
+    finished_at: datetime | None = _at()
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = _at()
+    waits_for: dict[str, Any] | None = _json()
+    conditions: list[dict[str, Any]] | None = _json()
+
+
+class VoteRow(SQLModel, table=True):
+    """A person's ✅ or ❌ on a step's approval request, bound to the step's definition."""
+
+    __tablename__ = "votes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    step_id: int = Field(foreign_key="step_runs.id", index=True)
+    user: str
+    approve: bool
+    digest: str
+    at: datetime = _at(nullable=False)
+    note: str = ""
+
+
+class ContextRow(SQLModel, table=True):
+    """A step's context, oldest first: output tails, notes, people's replies, LLM turns."""
+
+    __tablename__ = "context"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job_runs.id", index=True)
+    step: str | None = None
+    at: datetime = _at(nullable=False)
+    role: str = "note"
+    author: str | None = None
+    text: str = ""
+    data: dict[str, Any] | None = _json()
+
+
+class OutboxRow(SQLModel, table=True):
+    """A chat message to deliver; headless runs leave it queued."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int | None = Field(default=None, foreign_key="job_runs.id", index=True)
+    step: str | None = None
+    kind: str = "note"
+    channel: str = ""
+    text: str = ""
+    thread_of_card: bool = True
+    meta: dict[str, Any] | None = _json()
+    created_at: datetime = _at(nullable=False)
+    delivered_at: datetime | None = _at(index=True)
+
+
+class SlackMessageRow(SQLModel, table=True):
+    """A Slack message George owns: a job's card or an approval request."""
+
+    __tablename__ = "slack_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job_runs.id", index=True)
+    step: str | None = None
+    kind: str = "card"
+    channel_id: str = ""
+    ts: str = Field(default="", index=True)
+    digest: str = ""
+    created_at: datetime = _at(nullable=False)
+
+
+class UsageRow(SQLModel, table=True):
+    __tablename__ = "usage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job_runs.id", index=True)
+    step: str = ""
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cost_usd: float = 0.0
+    at: datetime = _at(nullable=False)
+
+
+class EventRow(SQLModel, table=True):
+    """The audit trail: who changed what, from which status to which, why, when."""
+
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _at(nullable=False)
+    job_id: int | None = Field(default=None, index=True)
+    job: str = Field(default="", index=True)
+    step: str | None = None
+    actor: str = "engine"
+    from_status: str | None = None
+    to_status: str | None = None
+    reason: str | None = None
+    message: str = ""
