@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -47,6 +47,9 @@ class ManifestPort(Protocol):
     def sync(self) -> Snapshot: ...
 
     def checkout(self, sha: str) -> Path: ...
+
+
+FULL_REFRESH = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class Engine:
         self._sync_requested = True
         self._lock = asyncio.Lock()
         self.passes = 0
+        self._dirty: set[int] = set()  # runs changed since their status was last computed
+        self._full_refresh_at: datetime | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -139,10 +144,11 @@ class Engine:
         and no agent task lives (a retry due later does not count)."""
         sync = True
         for _ in range(max_passes):
+            self._wake.clear()
             await self.reconcile_once(sync=sync)
             sync = False
             if self.supervisor.count:
-                await self.supervisor.idle.wait()
+                await _first(self._wake.wait(), self.supervisor.idle.wait())
                 continue
             runs = self.store.load_active()
             now = self.clock.now()
@@ -162,8 +168,14 @@ class Engine:
             for run in runs:
                 self._check_waiting(run, now)
             self._start_ready(runs, now)
+            # Status follows changes; time-based conditions (Stalled) need a look now and then.
+            full = self._full_refresh_at is None or now - self._full_refresh_at >= FULL_REFRESH
+            if full:
+                self._full_refresh_at = now
             for run in runs:
-                self._refresh(run, now)
+                if full or run.id in self._dirty:
+                    self._dirty.discard(run.id)
+                    self._refresh(run, now)
 
     async def _sync(self, now: datetime) -> None:
         try:
@@ -482,8 +494,17 @@ class Engine:
         self.store.renew_leases(self.owner, step_ids, self.clock.now() + self.settings.lease)
 
     def _notify(self, run_id: int) -> None:
+        self._dirty.add(run_id)
         for listener in self.listeners:
             listener(run_id)
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _has_condition(run: RunState, type_: str) -> bool:

@@ -101,12 +101,25 @@ def _step(row: StepRunRow) -> StepState:
     )
 
 
+_SPECS: dict[str, RenderedJob] = {}
+
+
+def _spec(row: JobRunRow) -> RenderedJob:
+    """Specs are immutable per digest; parsing each once keeps passes cheap."""
+    spec = _SPECS.get(row.digest)
+    if spec is None:
+        if len(_SPECS) > 10_000:
+            _SPECS.clear()
+        spec = _SPECS[row.digest] = RenderedJob.model_validate(row.spec)
+    return spec
+
+
 def _run(row: JobRunRow, steps: Iterable[StepRunRow]) -> RunState:
     assert row.id is not None
     return RunState(
         id=row.id, name=row.name, template=row.template, status=JobStatus(row.status),
         active=row.active, generation=row.generation, digest=row.digest,
-        spec=RenderedJob.model_validate(row.spec), file=row.file, revision=row.revision,
+        spec=_spec(row), file=row.file, revision=row.revision,
         channel=row.channel, created_at=row.created_at, updated_at=row.updated_at,
         progress_at=row.progress_at, conditions=list(row.conditions or []),
         steps=sorted((_step(s) for s in steps), key=lambda s: s.position),
