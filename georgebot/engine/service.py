@@ -49,15 +49,13 @@ class ManifestPort(Protocol):
     def checkout(self, sha: str) -> Path: ...
 
 
-FULL_REFRESH = timedelta(seconds=30)
-
-
 @dataclass(frozen=True)
 class EngineSettings:
     home: Path = Path(".george")
     max_concurrent_steps: int = 16
     lease: timedelta = timedelta(seconds=10)
     default_deadline: timedelta = timedelta(days=7)
+    full_pass_every: timedelta = timedelta(seconds=10)
 
 
 class Decision(StrEnum):
@@ -105,8 +103,11 @@ class Engine:
         self._sync_requested = True
         self._lock = asyncio.Lock()
         self.passes = 0
+        self._checkouts: dict[str, Path] = {}
+        self._runs: dict[int, RunState] = {}  # active runs as last read
+        self._stale: set[int] = set()  # runs to read again before the next pass
         self._dirty: set[int] = set()  # runs changed since their status was last computed
-        self._full_refresh_at: datetime | None = None
+        self._full_at: datetime | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -164,18 +165,31 @@ class Engine:
             now = self.clock.now()
             if sync or self.snapshot is None:
                 await self._sync(now)
-            runs = self.store.load_active()
+            # A full pass reads every active run and looks at time-based conditions (Stalled);
+            # in between, a pass reads again only the runs that changed since the last one.
+            full = sync or self._full_at is None or now - self._full_at >= self.settings.full_pass_every
+            runs = self._active_runs(full)
+            if full:
+                self._full_at = now
             for run in runs:
                 self._check_waiting(run, now)
             self._start_ready(runs, now)
-            # Status follows changes; time-based conditions (Stalled) need a look now and then.
-            full = self._full_refresh_at is None or now - self._full_refresh_at >= FULL_REFRESH
-            if full:
-                self._full_refresh_at = now
             for run in runs:
                 if full or run.id in self._dirty:
                     self._dirty.discard(run.id)
                     self._refresh(run, now)
+
+    def _active_runs(self, full: bool) -> list[RunState]:
+        if full:
+            self._runs = {r.id: r for r in self.store.load_active()}
+            self._stale.clear()
+        while self._stale:
+            run = self.store.load_run(self._stale.pop())
+            if run.active:
+                self._runs[run.id] = run
+            else:
+                self._runs.pop(run.id, None)
+        return sorted(self._runs.values(), key=lambda r: r.id)
 
     async def _sync(self, now: datetime) -> None:
         try:
@@ -315,7 +329,10 @@ class Engine:
     async def _attempt(self, run: RunState, step: StepState, task: StepTask) -> None:
         if task.step.form in (StepForm.RUN, StepForm.LLM):
             try:
-                checkout = await asyncio.to_thread(self.source.checkout, task.revision)
+                checkout = self._checkouts.get(task.revision)
+                if checkout is None:
+                    checkout = await asyncio.to_thread(self.source.checkout, task.revision)
+                    self._checkouts[task.revision] = checkout
             except errors.GeorgeError as e:
                 self._finish(run, step, Outcome(StepStatus.FAILED, "CheckoutFailed", str(e),
                                                 temporary=True))
@@ -398,6 +415,7 @@ class Engine:
                 self.store.transition(run, step, StepUpdate(
                     StepStatus.WAITING, None, "reminded the approvers", fields={"waits_for": waits}),
                     now, progress=False)
+                self._notify(run.id)
 
     async def decide(self, job: str, step_name: str, *, user: str, approve: bool,
                      user_groups: frozenset[str] = frozenset(), note: str = "") -> Decision:
@@ -462,7 +480,7 @@ class Engine:
     # --- status and conditions ------------------------------------------------------
 
     def _refresh(self, run: RunState, now: datetime) -> None:
-        fresh = self.store.load_run(run.id)
+        fresh = run  # current: read again at the start of this pass if it had changed
         status = planning.job_status(fresh, now)
         if status is not fresh.status:
             self.store.set_job_status(fresh, status, actor="engine", at=now,
@@ -495,6 +513,7 @@ class Engine:
 
     def _notify(self, run_id: int) -> None:
         self._dirty.add(run_id)
+        self._stale.add(run_id)
         for listener in self.listeners:
             listener(run_id)
 

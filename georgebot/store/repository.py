@@ -364,7 +364,6 @@ class Store:
                 message=(f"attempt {step.attempts + 1}"
                          + (" (the previous attempt's agent died; running it again)" if recovered else "")),
             ))
-            _touch(s, run.id, at)
             s.commit()
         step.status, step.attempts, step.lease_owner = StepStatus.RUNNING, step.attempts + 1, owner
         step.lease_expires_at, step.started_at, step.deadline_at = until, at, deadline
