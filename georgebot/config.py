@@ -6,13 +6,20 @@ no other module reads `os.environ`. Names and defaults are DESIGN.md's configura
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
-
-import re
 from typing import Annotated
 
-from pydantic import AliasChoices, BeforeValidator, Field, PlainSerializer, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -42,6 +49,7 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": _DURATION.pattern, "examples": ["30s", "5m", "1h", "1d"]}),
 ]
 
 
@@ -61,9 +69,7 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".george"), validation_alias=_env("GEORGE_HOME"))
     default_channel: str = Field("#george", validation_alias=_env("GEORGE_DEFAULT_CHANNEL"))
     default_model: str = Field(DEFAULT_MODEL, validation_alias=_env("GEORGE_DEFAULT_MODEL"))
-    default_deadline: Duration = Field(
-        timedelta(days=7), validation_alias=_env("GEORGE_DEFAULT_DEADLINE")
-    )
+    default_deadline: Duration = Field(timedelta(days=7), validation_alias=_env("GEORGE_DEFAULT_DEADLINE"))
     max_concurrent_steps: int = Field(16, ge=1, validation_alias=_env("GEORGE_MAX_CONCURRENT_STEPS"))
     lease_seconds: float = Field(10, gt=0, validation_alias=_env("GEORGE_LEASE_SECONDS"))
     reconcile_seconds: float = Field(10, gt=0, validation_alias=_env("GEORGE_RECONCILE_SECONDS"))
@@ -76,9 +82,7 @@ class Settings(BaseSettings):
     )
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
-    slack_signing_secret: SecretStr | None = Field(
-        None, validation_alias=_env("SLACK_SIGNING_SECRET")
-    )
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
@@ -92,9 +96,16 @@ class Settings(BaseSettings):
             return tuple(part.strip().strip(":") for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("slack_bot_token", "slack_app_token", "slack_signing_secret",
-                     "anthropic_api_key", "slack_api_url", "anthropic_base_url",
-                     "branch", mode="before")
+    @field_validator(
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+        "anthropic_api_key",
+        "slack_api_url",
+        "anthropic_base_url",
+        "branch",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value

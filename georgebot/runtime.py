@@ -34,8 +34,13 @@ def engine_settings(settings: Settings) -> EngineSettings:
 
 
 def manifest_source(settings: Settings) -> ManifestSource:
-    return ManifestSource(settings.repo, branch=settings.branch, path=settings.path,
-                          home=settings.home.resolve(), default_channel=settings.default_channel)
+    return ManifestSource(
+        settings.repo,
+        branch=settings.branch,
+        path=settings.path,
+        home=settings.home.resolve(),
+        default_channel=settings.default_channel,
+    )
 
 
 @dataclass
@@ -50,8 +55,13 @@ class George:
         self.db = open_database(self.settings.database_url)
         self.store = Store(self.db)
         self.runner = StepRunner()
-        self.engine = Engine(engine_settings(self.settings), store=self.store, source=self.source,
-                             runner=self.runner, clock=self.clock)
+        self.engine = Engine(
+            engine_settings(self.settings),
+            store=self.store,
+            source=self.source,
+            runner=self.runner,
+            clock=self.clock,
+        )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -63,11 +73,22 @@ class George:
     async def start(self) -> None:
         """The long-running form: passes on every wake, the safety net and the Git poll."""
         await self.open()
-        self.scheduler.add_job(self.engine.wake, "interval", seconds=self.settings.reconcile_seconds,
-                               id="reconcile", coalesce=True, max_instances=1)
-        self.scheduler.add_job(lambda: self.engine.wake(sync=True), "interval",
-                               seconds=self.settings.git_poll_seconds, id="git-poll",
-                               coalesce=True, max_instances=1)
+        self.scheduler.add_job(
+            self.engine.wake,
+            "interval",
+            seconds=self.settings.reconcile_seconds,
+            id="reconcile",
+            coalesce=True,
+            max_instances=1,
+        )
+        self.scheduler.add_job(
+            lambda: self.engine.wake(sync=True),
+            "interval",
+            seconds=self.settings.git_poll_seconds,
+            id="git-poll",
+            coalesce=True,
+            max_instances=1,
+        )
         self.scheduler.start()
         self._loop_task = asyncio.create_task(self.engine.run_forever(), name="george-reconcile")
         self.engine.wake(sync=True)
@@ -83,10 +104,10 @@ class George:
         await self.runner.close()
         self.db.close()
 
-    async def reconcile(self, *, wait: bool, timeout: float | None) -> bool:
+    async def reconcile(self, *, wait: bool, limit: float | None) -> bool:
         """Headless passes. Without `wait`, until nothing is runnable now; with it, until every
-        job is finished, waiting for people or blocked. False when the timeout ends it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        job is finished, waiting for people or blocked. False when `limit` seconds end it."""
+        deadline = None if limit is None else time.monotonic() + limit
         while True:
             await self.engine.settle()
             runs = self.store.load_active()
@@ -99,8 +120,12 @@ class George:
     def _until_next_due(self, runs: list[RunState]) -> float:
         now = self.clock.now()
         due = [s.next_attempt_at for r in runs for s in r.steps if s.next_attempt_at is not None]
-        leases = [s.lease_expires_at for r in runs for s in r.steps
-                  if s.lease_expires_at is not None and not self.engine.supervisor.running(s.id)]
+        leases = [
+            s.lease_expires_at
+            for r in runs
+            for s in r.steps
+            if s.lease_expires_at is not None and not self.engine.supervisor.running(s.id)
+        ]
         soonest = min([*due, *leases], default=None)
         if soonest is None:
             return 0.5

@@ -42,8 +42,10 @@ def clock() -> FakeClock:
 
 def _postgres_schema_url() -> Iterator[str]:
     if not POSTGRES_URL:
-        pytest.skip("PostgreSQL half skipped: set GEORGE_TEST_POSTGRES_URL "
-                    "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) to run it")
+        pytest.skip(
+            "PostgreSQL half skipped: set GEORGE_TEST_POSTGRES_URL "
+            "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) to run it"
+        )
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(POSTGRES_URL)
     try:

@@ -183,20 +183,22 @@ class Engine:
         if full:
             self._runs = {r.id: r for r in self.store.load_active()}
             self._stale.clear()
-        while self._stale:
-            run = self.store.load_run(self._stale.pop())
-            if run.active:
-                self._runs[run.id] = run
-            else:
-                self._runs.pop(run.id, None)
+        if self._stale:
+            for run_id in self._stale:
+                self._runs.pop(run_id, None)
+            self._runs.update((r.id, r) for r in self.store.load_runs_by_id(list(self._stale)) if r.active)
+            self._stale.clear()
         return sorted(self._runs.values(), key=lambda r: r.id)
 
     async def _sync(self, now: datetime) -> None:
         try:
             snapshot = await asyncio.to_thread(self.source.sync)
         except errors.TemporaryError as e:
-            log.warning("Git sync failed, keeping revision %s: %s",
-                        self.snapshot.revision.sha[:12] if self.snapshot else "none", e)
+            log.warning(
+                "Git sync failed, keeping revision %s: %s",
+                self.snapshot.revision.sha[:12] if self.snapshot else "none",
+                e,
+            )
             return
         if snapshot is self.snapshot:
             return
@@ -205,7 +207,8 @@ class Engine:
         current = self.store.current_revision()
         if current is None or current[0].sha != snapshot.revision.sha:
             self.store.record_revision(
-                snapshot.revision.sha, snapshot.revision.message,
+                snapshot.revision.sha,
+                snapshot.revision.message,
                 [e.model_dump() for e in snapshot.errors],
                 {n: a.model_dump(mode="json", by_alias=True) for n, a in snapshot.agents.items()},
                 now,
@@ -226,48 +229,73 @@ class Engine:
                     if old.status is not JobStatus.CANCELLED and old.digest == job.digest:
                         continue  # finished, unchanged
                     if old.status is not JobStatus.CANCELLED:
-                        self.store.apply_generation(old, job, file=file, revision=snap.revision.sha,
-                                                    actor=actor, at=now)
-                        self.store.set_job_status(old, JobStatus.PENDING, actor=actor, at=now,
-                                                  message="changed in Git", active=True)
+                        self.store.apply_generation(
+                            old, job, file=file, revision=snap.revision.sha, actor=actor, at=now
+                        )
+                        self.store.set_job_status(
+                            old, JobStatus.PENDING, actor=actor, at=now, message="changed in Git", active=True
+                        )
                         self._notify(old.id)
                         continue
-                created = self.store.create_run(job, file=file, revision=snap.revision.sha,
-                                                actor=actor, at=now)
+                created = self.store.create_run(
+                    job, file=file, revision=snap.revision.sha, actor=actor, at=now
+                )
                 self._notify(created.id)
             elif run.digest != job.digest:
-                self.store.apply_generation(run, job, file=file, revision=snap.revision.sha,
-                                            actor=actor, at=now)
+                self.store.apply_generation(
+                    run, job, file=file, revision=snap.revision.sha, actor=actor, at=now
+                )
                 self._notify(run.id)
             elif _has_condition(run, Reason.INVALID_SPEC):
                 self.store.set_conditions(run, _without(run.conditions, Reason.INVALID_SPEC), now)
         for name, issue in snap.invalid_jobs.items():
             if (run := active.get(name)) is not None:
-                self._set_condition(run, Reason.INVALID_SPEC, True, Reason.INVALID_SPEC,
-                                    f"{issue}; keeping generation {run.generation}", now)
+                self._set_condition(
+                    run,
+                    Reason.INVALID_SPEC,
+                    True,
+                    Reason.INVALID_SPEC,
+                    f"{issue}; keeping generation {run.generation}",
+                    now,
+                )
         for name, run in active.items():
             if name in snap.jobs or name in snap.invalid_jobs:
                 continue
             if run.file in snap.broken_files:
-                self._set_condition(run, Reason.INVALID_SPEC, True, Reason.INVALID_SPEC,
-                                    f"{run.file} does not parse; keeping generation {run.generation}", now)
+                self._set_condition(
+                    run,
+                    Reason.INVALID_SPEC,
+                    True,
+                    Reason.INVALID_SPEC,
+                    f"{run.file} does not parse; keeping generation {run.generation}",
+                    now,
+                )
                 continue
             await self.supervisor.cancel_job(run.id)
-            self.store.cancel_run(run, actor=actor, at=now,
-                                  message=f"removed from Git in {snap.revision.sha[:12]}")
+            self.store.cancel_run(
+                run, actor=actor, at=now, message=f"removed from Git in {snap.revision.sha[:12]}"
+            )
             self._notify(run.id)
         self._unblock_changed_agents(actor, now)
 
     def _unblock_changed_agents(self, actor: str, now: datetime) -> None:
         for run in self.store.load_active():
             names = [
-                s.name for s in planning.live_steps(run)
-                if s.status is StepStatus.BLOCKED and s.agent_digest
+                s.name
+                for s in planning.live_steps(run)
+                if s.status is StepStatus.BLOCKED
+                and s.agent_digest
                 and s.agent_digest != self._agent_digest(run.spec.step(s.name).agent)
             ]
             if names:
-                self.store.reset_steps(run, names, actor=actor, reason="AgentChanged", at=now,
-                                       message="the agent's spec changed; trying again")
+                self.store.reset_steps(
+                    run,
+                    names,
+                    actor=actor,
+                    reason="AgentChanged",
+                    at=now,
+                    message="the agent's spec changed; trying again",
+                )
                 self._notify(run.id)
 
     def _agent_digest(self, name: str | None) -> str:
@@ -278,8 +306,10 @@ class Engine:
 
     def _recoverable(self, run: RunState, now: datetime) -> list[StepState]:
         return [
-            s for s in run.steps
-            if s.status is StepStatus.RUNNING and not self.supervisor.running(s.id)
+            s
+            for s in run.steps
+            if s.status is StepStatus.RUNNING
+            and not self.supervisor.running(s.id)
             and (s.lease_expires_at is None or s.lease_expires_at < now)
         ]
 
@@ -294,36 +324,64 @@ class Engine:
                     return
                 spec = run.spec.step(step.name)
                 agent = self.agents.get(spec.agent) if spec.agent else None
-                if agent and self.supervisor.count_for(agent.metadata.name) >= agent.spec.max_concurrent_steps:
+                if (
+                    agent
+                    and self.supervisor.count_for(agent.metadata.name) >= agent.spec.max_concurrent_steps
+                ):
                     continue
                 timeout = spec.effective_timeout
                 if not self.store.claim(
-                    step, owner=self.owner, until=now + self.settings.lease, at=now, run=run,
+                    step,
+                    owner=self.owner,
+                    until=now + self.settings.lease,
+                    at=now,
+                    run=run,
                     deadline=None if timeout is None or spec.form is StepForm.ASK else now + timeout,
                     recovered=recovered,
                 ):
                     continue
-                self._notify(run.id)
+                self._notify(run.id, stale=False)  # the claim updated the cached run
                 if spec.agent and agent is None:
-                    self._finish(run, step, Outcome(
-                        StepStatus.BLOCKED, Reason.CAPABILITY_MISSING,
-                        f"agent {spec.agent} is not defined in Git; add an AgentSpec named {spec.agent}"))
+                    self._finish(
+                        run,
+                        step,
+                        Outcome(
+                            StepStatus.BLOCKED,
+                            Reason.CAPABILITY_MISSING,
+                            f"agent {spec.agent} is not defined in Git; add an AgentSpec named {spec.agent}",
+                        ),
+                    )
                     continue
                 task = self._task(run, step, agent)
-                self.supervisor.spawn(step.id, self._attempt(run, step, task),
-                                      name=f"agent:{run.name}/{step.name}#{step.attempts}",
-                                      agent=spec.agent, job_id=run.id)
+                self.supervisor.spawn(
+                    step.id,
+                    self._attempt(run, step, task),
+                    name=f"agent:{run.name}/{step.name}#{step.attempts}",
+                    agent=spec.agent,
+                    job_id=run.id,
+                )
 
     def _task(self, run: RunState, step: StepState, agent: AgentSpec | None) -> StepTask:
         sha = self.snapshot.revision.sha if self.snapshot else run.revision
-        context = tuple(
-            ContextEntry(at=c.at, role=c.role, text=c.text, author=c.author)
-            for c in self.store.context(run.id, step.name)
+        spec = run.spec.step(step.name)
+        context = (
+            ()
+            if spec.form is not StepForm.LLM
+            else tuple(  # only an LLM reads it back
+                ContextEntry(at=c.at, role=c.role, text=c.text, author=c.author)
+                for c in self.store.context(run.id, step.name)
+            )
         )
         return StepTask(
-            job=run.spec, step=run.spec.step(step.name), attempt=step.attempts, agent=agent,
-            checkout=Path(), output_dir=self.settings.home / "outputs" / run.name,
-            channel=run.channel, context=context, revision=sha,
+            job=run.spec,
+            step=run.spec.step(step.name),
+            attempt=step.attempts,
+            agent=agent,
+            checkout=Path(),
+            output_dir=self.settings.home / "outputs" / run.name,
+            channel=run.channel,
+            context=context,
+            revision=sha,
         )
 
     async def _attempt(self, run: RunState, step: StepState, task: StepTask) -> None:
@@ -334,8 +392,7 @@ class Engine:
                     checkout = await asyncio.to_thread(self.source.checkout, task.revision)
                     self._checkouts[task.revision] = checkout
             except errors.GeorgeError as e:
-                self._finish(run, step, Outcome(StepStatus.FAILED, "CheckoutFailed", str(e),
-                                                temporary=True))
+                self._finish(run, step, Outcome(StepStatus.FAILED, "CheckoutFailed", str(e), temporary=True))
                 return
             task = StepTask(**{**task.__dict__, "checkout": checkout})
         task.output_dir.mkdir(parents=True, exist_ok=True)
@@ -356,8 +413,11 @@ class Engine:
             assert isinstance(outcome.result, Wait)
             request = outcome.result.request
             fields["waits_for"] = {
-                "channel": request.channel, "text": request.text,
-                "approvers": list(request.approvers), "quorum": request.quorum, "pinged": False,
+                "channel": request.channel,
+                "text": request.text,
+                "approvers": list(request.approvers),
+                "quorum": request.quorum,
+                "pinged": False,
             }
             fields["deadline_at"] = now + spec.timeout if spec.timeout else None
             fields["started_at"] = now
@@ -375,7 +435,10 @@ class Engine:
                 to = StepStatus.RETRYING
                 fields["next_attempt_at"] = now + spec.retry_delay(failures)
         moved = self.store.transition(
-            run, step, StepUpdate(to, outcome.reason, message, actor=actor, fields=fields), now,
+            run,
+            step,
+            StepUpdate(to, outcome.reason, message, actor=actor, fields=fields),
+            now,
             owner=self.owner,
         )
         if not moved:
@@ -383,13 +446,20 @@ class Engine:
             return
         result = outcome.result
         if to is StepStatus.WAITING and isinstance(result, Wait):
-            self.store.enqueue(run.id, channel=result.request.channel, text=result.request.text,
-                               kind="approval", step=step.name, at=now,
-                               thread_of_card=result.request.channel in (run.channel, ""),
-                               meta={"digest": step.digest})
+            self.store.enqueue(
+                run.id,
+                channel=result.request.channel,
+                text=result.request.text,
+                kind="approval",
+                step=step.name,
+                at=now,
+                thread_of_card=result.request.channel in (run.channel, ""),
+                meta={"digest": step.digest},
+            )
         elif isinstance(result, Done) and result.output:
-            self.store.enqueue(run.id, channel=run.channel, kind="output", step=step.name, at=now,
-                               text=result.output)
+            self.store.enqueue(
+                run.id, channel=run.channel, kind="output", step=step.name, at=now, text=result.output
+            )
         self._notify(run.id)
         self.wake()
 
@@ -402,23 +472,51 @@ class Engine:
                 continue
             started = step.started_at or now
             if now >= started + 2 * (step.deadline_at - started):
-                self.store.transition(run, step, StepUpdate(
-                    StepStatus.FAILED, Reason.APPROVAL_TIMED_OUT,
-                    f"no decision by {', '.join(step.waits_for.get('approvers', []))} in time"), now)
+                self.store.transition(
+                    run,
+                    step,
+                    StepUpdate(
+                        StepStatus.FAILED,
+                        Reason.APPROVAL_TIMED_OUT,
+                        f"no decision by {', '.join(step.waits_for.get('approvers', []))} in time",
+                    ),
+                    now,
+                )
                 self._notify(run.id)
             elif now >= step.deadline_at and not step.waits_for.get("pinged"):
                 waits = {**step.waits_for, "pinged": True}
-                who = " ".join(f"<@{a}>" if a.startswith("U") else f"<!subteam^{a}>"
-                               for a in waits.get("approvers", []))
-                self.store.enqueue(run.id, channel=run.channel, kind="ping", step=step.name, at=now,
-                                   text=f"{who} still waiting for your answer on {step.name}")
-                self.store.transition(run, step, StepUpdate(
-                    StepStatus.WAITING, None, "reminded the approvers", fields={"waits_for": waits}),
-                    now, progress=False)
+                who = " ".join(
+                    f"<@{a}>" if a.startswith("U") else f"<!subteam^{a}>" for a in waits.get("approvers", [])
+                )
+                self.store.enqueue(
+                    run.id,
+                    channel=run.channel,
+                    kind="ping",
+                    step=step.name,
+                    at=now,
+                    text=f"{who} still waiting for your answer on {step.name}",
+                )
+                self.store.transition(
+                    run,
+                    step,
+                    StepUpdate(
+                        StepStatus.WAITING, None, "reminded the approvers", fields={"waits_for": waits}
+                    ),
+                    now,
+                    progress=False,
+                )
                 self._notify(run.id)
 
-    async def decide(self, job: str, step_name: str, *, user: str, approve: bool,
-                     user_groups: frozenset[str] = frozenset(), note: str = "") -> Decision:
+    async def decide(
+        self,
+        job: str,
+        step_name: str,
+        *,
+        user: str,
+        approve: bool,
+        user_groups: frozenset[str] = frozenset(),
+        note: str = "",
+    ) -> Decision:
         """A person's ✅ or ❌ on an approval request; only listed approvers count."""
         async with self._lock:
             now = self.clock.now()
@@ -428,25 +526,46 @@ class Engine:
             if run is None or step is None:
                 return Decision.UNKNOWN
             if step.status is not StepStatus.WAITING or not step.waits_for:
-                self.store.log(run, job=job, step=step_name, actor=f"user:{user}", at=now,
-                               reason="Ignored", message="a decision on a step that is not waiting")
+                self.store.log(
+                    run,
+                    job=job,
+                    step=step_name,
+                    actor=f"user:{user}",
+                    at=now,
+                    reason="Ignored",
+                    message="a decision on a step that is not waiting",
+                )
                 return Decision.NOT_WAITING
             approvers = set(step.waits_for.get("approvers", []))
             if user not in approvers and not (user_groups & approvers):
-                self.store.log(run, job=job, step=step_name, actor=f"user:{user}", at=now,
-                               reason="NotAnApprover",
-                               message=f"{user} is not among the approvers {sorted(approvers)}; ignored")
+                self.store.log(
+                    run,
+                    job=job,
+                    step=step_name,
+                    actor=f"user:{user}",
+                    at=now,
+                    reason="NotAnApprover",
+                    message=f"{user} is not among the approvers {sorted(approvers)}; ignored",
+                )
                 return Decision.NOT_APPROVER
             self.store.add_vote(run, step, user=user, approve=approve, at=now, note=note)
             if not approve:
                 reason = f"rejected by <@{user}>" + (f": {note}" if note else "")
-                self.store.transition(run, step, StepUpdate(
-                    StepStatus.FAILED, Reason.REJECTED, reason, actor=f"user:{user}"), now)
+                self.store.transition(
+                    run,
+                    step,
+                    StepUpdate(StepStatus.FAILED, Reason.REJECTED, reason, actor=f"user:{user}"),
+                    now,
+                )
                 decision = Decision.REJECTED
             elif len(self.store.approvers_so_far(step)) >= int(step.waits_for.get("quorum", 1)):
                 who = ", ".join(f"<@{u}>" for u in self.store.approvers_so_far(step))
-                self.store.transition(run, step, StepUpdate(
-                    StepStatus.SUCCEEDED, None, f"approved by {who}", actor=f"user:{user}"), now)
+                self.store.transition(
+                    run,
+                    step,
+                    StepUpdate(StepStatus.SUCCEEDED, None, f"approved by {who}", actor=f"user:{user}"),
+                    now,
+                )
                 decision = Decision.APPROVED
             else:
                 decision = Decision.RECORDED
@@ -464,15 +583,25 @@ class Engine:
             run = runs[0]
             if run.status is JobStatus.CANCELLED:
                 raise errors.InputError(f"{job} was removed from Git; commit it again to run it")
-            names = [s.name for s in planning.live_steps(run)
-                     if s.status in (StepStatus.FAILED, StepStatus.BLOCKED)]
+            names = [
+                s.name
+                for s in planning.live_steps(run)
+                if s.status in (StepStatus.FAILED, StepStatus.BLOCKED)
+            ]
             if not names:
                 return RetryResult(job, (), f"{job} has no failed or blocked step to retry")
-            self.store.reset_steps(run, names, actor=actor, reason="RetryRequested", at=now,
-                                   message=f"retry requested by {actor}")
+            self.store.reset_steps(
+                run,
+                names,
+                actor=actor,
+                reason="RetryRequested",
+                at=now,
+                message=f"retry requested by {actor}",
+            )
             if not run.active:
-                self.store.set_job_status(run, JobStatus.PENDING, actor=actor, at=now,
-                                          message="retry requested", active=True)
+                self.store.set_job_status(
+                    run, JobStatus.PENDING, actor=actor, at=now, message="retry requested", active=True
+                )
             self._notify(run.id)
         self.wake()
         return RetryResult(job, tuple(names), f"retrying {', '.join(names)} of {job}")
@@ -483,37 +612,62 @@ class Engine:
         fresh = run  # current: read again at the start of this pass if it had changed
         status = planning.job_status(fresh, now)
         if status is not fresh.status:
-            self.store.set_job_status(fresh, status, actor="engine", at=now,
-                                      message=planning.waits_on(fresh) if status in (
-                                          JobStatus.WAITING, JobStatus.BLOCKED, JobStatus.FAILED) else "",
-                                      active=status is not JobStatus.SUCCEEDED)
-            self._notify(run.id)
+            self.store.set_job_status(
+                fresh,
+                status,
+                actor="engine",
+                at=now,
+                message=planning.waits_on(fresh)
+                if status in (JobStatus.WAITING, JobStatus.BLOCKED, JobStatus.FAILED)
+                else "",
+                active=status is not JobStatus.SUCCEEDED,
+            )
+            self._notify(run.id, stale=False)
+            if not run.active:
+                self._runs.pop(run.id, None)
         deadline = fresh.spec.deadline or self.settings.default_deadline
         stalled = status is not JobStatus.SUCCEEDED and now - fresh.progress_at > deadline
         if stalled != _has_condition(fresh, Reason.STALLED):
-            self._set_condition(fresh, Reason.STALLED, stalled, Reason.STALLED if stalled else "Progressing",
-                                f"no progress for {deadline}: {planning.waits_on(fresh)}" if stalled else "", now)
+            self._set_condition(
+                fresh,
+                Reason.STALLED,
+                stalled,
+                Reason.STALLED if stalled else "Progressing",
+                f"no progress for {deadline}: {planning.waits_on(fresh)}" if stalled else "",
+                now,
+            )
 
-    def _set_condition(self, run: RunState, type_: str, status: bool, reason: str, message: str,
-                       now: datetime) -> None:
+    def _set_condition(
+        self, run: RunState, type_: str, status: bool, reason: str, message: str, now: datetime
+    ) -> None:
         current = next((c for c in run.conditions if c.get("type") == type_), None)
         if current and current.get("status") == status and current.get("message") == message:
             return
         rest = _without(run.conditions, type_)
         if status:
-            rest.append({"type": type_, "status": True, "reason": reason, "message": message,
-                         "lastTransitionTime": now.isoformat()})
+            rest.append(
+                {
+                    "type": type_,
+                    "status": True,
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": now.isoformat(),
+                }
+            )
         self.store.set_conditions(run, rest, now)
-        self.store.log(run, job=run.name, step=None, actor="engine", at=now,
-                       reason=f"{type_}={status}", message=message)
+        self.store.log(
+            run, job=run.name, step=None, actor="engine", at=now, reason=f"{type_}={status}", message=message
+        )
         self._notify(run.id)
 
     def _renew(self, step_ids: list[int]) -> None:
         self.store.renew_leases(self.owner, step_ids, self.clock.now() + self.settings.lease)
 
-    def _notify(self, run_id: int) -> None:
+    def _notify(self, run_id: int, *, stale: bool = True) -> None:
+        """Tells the Slack layer; `stale` unless the cached run was updated in place."""
         self._dirty.add(run_id)
-        self._stale.add(run_id)
+        if stale:
+            self._stale.add(run_id)
         for listener in self.listeners:
             listener(run_id)
 

@@ -44,8 +44,9 @@ class Supervisor:
                 await self._renewer
             self._renewer = None
 
-    def spawn(self, step_id: int, coro: Coroutine[Any, Any, None], *, name: str,
-              agent: str | None, job_id: int) -> None:
+    def spawn(
+        self, step_id: int, coro: Coroutine[Any, Any, None], *, name: str, agent: str | None, job_id: int
+    ) -> None:
         task = asyncio.create_task(coro, name=name)
         self._live[step_id] = _Live(task, agent, job_id)
         self.idle.clear()

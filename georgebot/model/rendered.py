@@ -47,4 +47,6 @@ class RenderedJob(BaseModel):
     def step_digest(self, name: str) -> str:
         """Changes when the step's definition, or a fuzzy value it can see, changes."""
         step = self.step(name)
-        return digest([step.model_dump(mode="json", by_alias=True), self.fuzzy if step.instructions else None])
+        return digest(
+            [step.model_dump(mode="json", by_alias=True), self.fuzzy if step.instructions else None]
+        )

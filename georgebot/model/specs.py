@@ -151,7 +151,8 @@ class Variable(_Spec):
     @model_validator(mode="after")
     def _consistent(self) -> Variable:
         if self.fuzzy:
-            strict = [f for f in ("type", "pattern", "min", "max", "values") if getattr(self, f) is not None]
+            fields = ("type", "pattern", "min", "max", "values")
+            strict = [f for f in fields if getattr(self, f) is not None]
             if strict:
                 raise ValueError(f"a fuzzy variable cannot have {', '.join(strict)}")
             return self
@@ -168,7 +169,9 @@ class Variable(_Spec):
             except re.error as e:
                 raise ValueError(f"`pattern` is not a regular expression: {e}") from e
         if (self.min is not None or self.max is not None) and kind not in (
-            VariableType.INT, VariableType.NUMBER, VariableType.STRING
+            VariableType.INT,
+            VariableType.NUMBER,
+            VariableType.STRING,
         ):
             raise ValueError("`min` and `max` are for int, number and string (length) variables")
         return self
@@ -260,7 +263,8 @@ class Step(_Spec):
     def retry_delay(self, failed_attempts: int) -> timedelta:
         """`backoff` before the first retry, doubling, capped at five minutes."""
         exponent = max(failed_attempts - 1, 0)
-        return min(self.backoff * (2**exponent), MAX_BACKOFF)
+        delay: timedelta = self.backoff * (2**exponent)
+        return min(delay, MAX_BACKOFF)
 
 
 class TemplateBody(_Spec):

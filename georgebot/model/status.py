@@ -24,7 +24,10 @@ class StepStatus(StrEnum):
 
 
 _AT_REST = {
-    StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.BLOCKED,
+    StepStatus.SUCCEEDED,
+    StepStatus.FAILED,
+    StepStatus.CANCELLED,
+    StepStatus.BLOCKED,
     StepStatus.WAITING,
 }
 

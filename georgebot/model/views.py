@@ -163,9 +163,9 @@ class StatusView:
     def to_json(self) -> dict[str, Any]:
         rev = self.revision
         return {
-            "revision": None if rev is None else {
-                "sha": rev.sha, "message": rev.message, "synced_at": iso(rev.synced_at)
-            },
+            "revision": None
+            if rev is None
+            else {"sha": rev.sha, "message": rev.message, "synced_at": iso(rev.synced_at)},
             "manifest_errors": list(self.manifest_errors),
             "agents": [
                 {"name": a.name, "capabilities": a.capabilities, "running": a.running, "model": a.model}

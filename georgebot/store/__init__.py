@@ -6,5 +6,4 @@ Rows never leave this package; callers get views (`model/views.py`) or plain val
 from georgebot.store.database import Database, open_database
 from georgebot.store.repository import RunState, StepState, StepUpdate, Store
 
-
 __all__ = ["Database", "RunState", "StepState", "StepUpdate", "Store", "open_database"]

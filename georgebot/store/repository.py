@@ -91,12 +91,23 @@ class StepUpdate:
 def _step(row: StepRunRow) -> StepState:
     assert row.id is not None
     return StepState(
-        id=row.id, job_id=row.job_id, name=row.name, position=row.position,
-        status=StepStatus(row.status), reason=row.reason, message=row.message,
-        attempts=row.attempts, failures=row.failures, digest=row.digest,
-        agent_digest=row.agent_digest, next_attempt_at=row.next_attempt_at,
-        started_at=row.started_at, deadline_at=row.deadline_at, finished_at=row.finished_at,
-        lease_owner=row.lease_owner, lease_expires_at=row.lease_expires_at,
+        id=row.id,
+        job_id=row.job_id,
+        name=row.name,
+        position=row.position,
+        status=StepStatus(row.status),
+        reason=row.reason,
+        message=row.message,
+        attempts=row.attempts,
+        failures=row.failures,
+        digest=row.digest,
+        agent_digest=row.agent_digest,
+        next_attempt_at=row.next_attempt_at,
+        started_at=row.started_at,
+        deadline_at=row.deadline_at,
+        finished_at=row.finished_at,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
         waits_for=row.waits_for,
     )
 
@@ -117,11 +128,21 @@ def _spec(row: JobRunRow) -> RenderedJob:
 def _run(row: JobRunRow, steps: Iterable[StepRunRow]) -> RunState:
     assert row.id is not None
     return RunState(
-        id=row.id, name=row.name, template=row.template, status=JobStatus(row.status),
-        active=row.active, generation=row.generation, digest=row.digest,
-        spec=_spec(row), file=row.file, revision=row.revision,
-        channel=row.channel, created_at=row.created_at, updated_at=row.updated_at,
-        progress_at=row.progress_at, conditions=list(row.conditions or []),
+        id=row.id,
+        name=row.name,
+        template=row.template,
+        status=JobStatus(row.status),
+        active=row.active,
+        generation=row.generation,
+        digest=row.digest,
+        spec=_spec(row),
+        file=row.file,
+        revision=row.revision,
+        channel=row.channel,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        progress_at=row.progress_at,
+        conditions=list(row.conditions or []),
         steps=sorted((_step(s) for s in steps), key=lambda s: s.position),
     )
 
@@ -136,8 +157,12 @@ class Store:
     # --- revisions ------------------------------------------------------------------
 
     def record_revision(
-        self, sha: str, message: str, errors: list[dict[str, Any]],
-        agents: dict[str, Any], at: datetime,
+        self,
+        sha: str,
+        message: str,
+        errors: list[dict[str, Any]],
+        agents: dict[str, Any],
+        at: datetime,
     ) -> None:
         with self.session() as s:
             s.add(RevisionRow(sha=sha, message=message, synced_at=at, errors=errors, agents=agents))
@@ -179,6 +204,11 @@ class Store:
             runs = s.exec(select(JobRunRow).where(col(JobRunRow.id).in_(latest))).all()
             return sorted(self._with_steps(s, runs), key=lambda r: r.name)
 
+    def load_runs_by_id(self, run_ids: Sequence[int]) -> list[RunState]:
+        with self.session() as s:
+            runs = s.exec(select(JobRunRow).where(col(JobRunRow.id).in_(run_ids))).all()
+            return self._with_steps(s, runs)
+
     def load_run(self, run_id: int) -> RunState:
         with self.session() as s:
             row = s.get(JobRunRow, run_id)
@@ -190,8 +220,9 @@ class Store:
         with self.session() as s:
             latest = sa.select(sa.func.max(JobRunRow.id)).group_by(JobRunRow.name)
             rows = s.exec(
-                select(JobRunRow.id, JobRunRow.name, JobRunRow.active, JobRunRow.file)
-                .where(col(JobRunRow.id).in_(latest))
+                select(JobRunRow.id, JobRunRow.name, JobRunRow.active, JobRunRow.file).where(
+                    col(JobRunRow.id).in_(latest)
+                )
             ).all()
             return {name: (int(i or 0), active, file) for i, name, active, file in rows}
 
@@ -204,28 +235,53 @@ class Store:
             by_job.setdefault(step.job_id, []).append(step)
         return [_run(r, by_job.get(r.id or 0, [])) for r in runs]
 
-    def create_run(
-        self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime
-    ) -> RunState:
+    def create_run(self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime) -> RunState:
         with self.session() as s:
             row = JobRunRow(
-                name=job.name, template=job.template, status=JobStatus.PENDING.value,
-                digest=job.digest, spec=job.model_dump(mode="json"), file=file, revision=revision,
-                channel=job.channel, created_at=at, updated_at=at, progress_at=at, conditions=[],
+                name=job.name,
+                template=job.template,
+                status=JobStatus.PENDING.value,
+                digest=job.digest,
+                spec=job.model_dump(mode="json"),
+                file=file,
+                revision=revision,
+                channel=job.channel,
+                created_at=at,
+                updated_at=at,
+                progress_at=at,
+                conditions=[],
             )
             s.add(row)
             s.flush()
             assert row.id is not None
             for position, step in enumerate(job.steps):
-                s.add(StepRunRow(job_id=row.id, name=step.name, position=position,
-                                 digest=job.step_digest(step.name)))
-            s.add(EventRow(at=at, job_id=row.id, job=job.name, actor=actor, to_status="Pending",
-                           reason="Created", message=f"job created from template {job.template}"))
+                s.add(
+                    StepRunRow(
+                        job_id=row.id, name=step.name, position=position, digest=job.step_digest(step.name)
+                    )
+                )
+            s.add(
+                EventRow(
+                    at=at,
+                    job_id=row.id,
+                    job=job.name,
+                    actor=actor,
+                    to_status="Pending",
+                    reason="Created",
+                    message=f"job created from template {job.template}",
+                )
+            )
             s.commit()
             return self._with_steps(s, [row])[0]
 
     def apply_generation(
-        self, run: RunState, job: RenderedJob, *, file: str, revision: str, actor: str,
+        self,
+        run: RunState,
+        job: RenderedJob,
+        *,
+        file: str,
+        revision: str,
+        actor: str,
         at: datetime,
     ) -> list[str]:
         """A changed spec: unfinished steps follow it; succeeded steps stay. Returns the
@@ -240,8 +296,9 @@ class Store:
             row.updated_at = row.progress_at = at
             row.conditions = [c for c in row.conditions or [] if c.get("type") != "InvalidSpec"]
             s.add(row)
-            existing = {st.name: st for st in s.exec(
-                select(StepRunRow).where(StepRunRow.job_id == run.id)).all()}
+            existing = {
+                st.name: st for st in s.exec(select(StepRunRow).where(StepRunRow.job_id == run.id)).all()
+            }
             for position, step in enumerate(job.steps):
                 digest = job.step_digest(step.name)
                 st = existing.pop(step.name, None)
@@ -257,9 +314,19 @@ class Store:
                 if st.status in (StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANCELLED) or (
                     changed and st.status == StepStatus.WAITING
                 ):
-                    s.add(EventRow(at=at, job_id=run.id, job=run.name, step=st.name, actor=actor,
-                                   from_status=st.status, to_status="Pending", reason="SpecChanged",
-                                   message=f"generation {row.generation} applies to this step"))
+                    s.add(
+                        EventRow(
+                            at=at,
+                            job_id=run.id,
+                            job=run.name,
+                            step=st.name,
+                            actor=actor,
+                            from_status=st.status,
+                            to_status="Pending",
+                            reason="SpecChanged",
+                            message=f"generation {row.generation} applies to this step",
+                        )
+                    )
                     _reset(st)
                     reset.append(st.name)
                 s.add(st)
@@ -269,39 +336,79 @@ class Store:
                     gone.status, gone.position = StepStatus.CANCELLED.value, 10_000 + gone.position
                     gone.reason, gone.message = "RemovedFromSpec", "the step is no longer in the template"
                     s.add(gone)
-            s.add(EventRow(at=at, job_id=run.id, job=run.name, actor=actor, reason="SpecChanged",
-                           message=f"generation {row.generation} from {revision[:12]}"))
+            s.add(
+                EventRow(
+                    at=at,
+                    job_id=run.id,
+                    job=run.name,
+                    actor=actor,
+                    reason="SpecChanged",
+                    message=f"generation {row.generation} from {revision[:12]}",
+                )
+            )
             s.commit()
         return reset
 
     def reset_steps(
-        self, run: RunState, names: Iterable[str], *, actor: str, reason: str, message: str,
+        self,
+        run: RunState,
+        names: Iterable[str],
+        *,
+        actor: str,
+        reason: str,
+        message: str,
         at: datetime,
     ) -> None:
         with self.session() as s:
-            for st in s.exec(select(StepRunRow).where(
-                StepRunRow.job_id == run.id, col(StepRunRow.name).in_(list(names)))).all():
-                s.add(EventRow(at=at, job_id=run.id, job=run.name, step=st.name, actor=actor,
-                               from_status=st.status, to_status="Pending", reason=reason,
-                               message=message))
+            for st in s.exec(
+                select(StepRunRow).where(StepRunRow.job_id == run.id, col(StepRunRow.name).in_(list(names)))
+            ).all():
+                s.add(
+                    EventRow(
+                        at=at,
+                        job_id=run.id,
+                        job=run.name,
+                        step=st.name,
+                        actor=actor,
+                        from_status=st.status,
+                        to_status="Pending",
+                        reason=reason,
+                        message=message,
+                    )
+                )
                 _reset(st)
                 s.add(st)
             _touch(s, run.id, at)
             s.commit()
 
     def set_job_status(
-        self, run: RunState, status: JobStatus, *, actor: str, message: str, at: datetime,
+        self,
+        run: RunState,
+        status: JobStatus,
+        *,
+        actor: str,
+        message: str,
+        at: datetime,
         active: bool | None = None,
     ) -> None:
         with self.session() as s:
             row = s.get(JobRunRow, run.id)
             assert row is not None
             if row.status != status.value:
-                s.add(EventRow(at=at, job_id=run.id, job=run.name, actor=actor,
-                               from_status=row.status, to_status=status.value, message=message))
+                s.add(
+                    EventRow(
+                        at=at,
+                        job_id=run.id,
+                        job=run.name,
+                        actor=actor,
+                        from_status=row.status,
+                        to_status=status.value,
+                        message=message,
+                    )
+                )
                 row.status = status.value
             if active is not None:
-                row.active = active
+                row.active = run.active = active
                 row.finished_at = None if active else at
             row.updated_at = at
             s.add(row)
@@ -323,119 +430,215 @@ class Store:
             for st in s.exec(select(StepRunRow).where(StepRunRow.job_id == run.id)).all():
                 if st.status in (StepStatus.SUCCEEDED, StepStatus.CANCELLED):
                     continue
-                s.add(EventRow(at=at, job_id=run.id, job=run.name, step=st.name, actor=actor,
-                               from_status=st.status, to_status="Cancelled", reason="RemovedFromGit",
-                               message=message))
+                s.add(
+                    EventRow(
+                        at=at,
+                        job_id=run.id,
+                        job=run.name,
+                        step=st.name,
+                        actor=actor,
+                        from_status=st.status,
+                        to_status="Cancelled",
+                        reason="RemovedFromGit",
+                        message=message,
+                    )
+                )
                 st.status, st.reason, st.message = StepStatus.CANCELLED.value, "RemovedFromGit", message
                 st.lease_owner = st.lease_expires_at = st.next_attempt_at = None
                 s.add(st)
             row = s.get(JobRunRow, run.id)
             assert row is not None
-            s.add(EventRow(at=at, job_id=run.id, job=run.name, actor=actor, from_status=row.status,
-                           to_status="Cancelled", reason="RemovedFromGit", message=message))
+            s.add(
+                EventRow(
+                    at=at,
+                    job_id=run.id,
+                    job=run.name,
+                    actor=actor,
+                    from_status=row.status,
+                    to_status="Cancelled",
+                    reason="RemovedFromGit",
+                    message=message,
+                )
+            )
             row.status, row.active, row.finished_at, row.updated_at = "Cancelled", False, at, at
             s.add(row)
             s.commit()
 
     # --- steps ----------------------------------------------------------------------
 
-    def claim(self, step: StepState, *, owner: str, until: datetime, at: datetime,
-              deadline: datetime | None, run: RunState, recovered: bool = False) -> bool:
+    def claim(
+        self,
+        step: StepState,
+        *,
+        owner: str,
+        until: datetime,
+        at: datetime,
+        deadline: datetime | None,
+        run: RunState,
+        recovered: bool = False,
+    ) -> bool:
         """Compare-and-set: Pending/Retrying (or Running with an expired lease) → Running."""
-        with self.session() as s:
-            stmt = sa.update(StepRunRow).where(
-                col(StepRunRow.id) == step.id,
-                col(StepRunRow.status) == step.status.value,
-                col(StepRunRow.attempts) == step.attempts,
-            ).values(
-                status=StepStatus.RUNNING.value, lease_owner=owner, lease_expires_at=until,
-                attempts=step.attempts + 1, started_at=at, deadline_at=deadline,
-                next_attempt_at=None, reason=None, message="",
-            )
-            if step.status == StepStatus.RUNNING:
-                stmt = stmt.where(col(StepRunRow.lease_expires_at) < at)
-            if s.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
-                s.rollback()
+        params = {
+            "p_id": step.id,
+            "p_status": step.status.value,
+            "p_attempts": step.attempts,
+            "status": StepStatus.RUNNING.value,
+            "lease_owner": owner,
+            "lease_expires_at": until,
+            "attempts": step.attempts + 1,
+            "started_at": at,
+            "deadline_at": deadline,
+            "next_attempt_at": None,
+            "reason": None,
+            "message": "",
+        }
+        if step.status == StepStatus.RUNNING:
+            params["p_now"] = at
+        stmt = _CLAIM_EXPIRED if step.status == StepStatus.RUNNING else _CLAIM
+        with self.db.engine.begin() as conn:
+            if conn.execute(stmt, params).rowcount != 1:
+                conn.rollback()
                 return False
-            s.add(EventRow(
-                at=at, job_id=run.id, job=run.name, step=step.name,
-                actor="engine", from_status=step.status.value, to_status="Running",
-                reason="Recovered" if recovered else None,
-                message=(f"attempt {step.attempts + 1}"
-                         + (" (the previous attempt's agent died; running it again)" if recovered else "")),
-            ))
-            s.commit()
+            conn.execute(
+                _INSERT_EVENT,
+                _event(
+                    at,
+                    run,
+                    step.name,
+                    "engine",
+                    step.status.value,
+                    "Running",
+                    "Recovered" if recovered else None,
+                    f"attempt {step.attempts + 1}"
+                    + (" (the previous attempt's agent died; running it again)" if recovered else ""),
+                ),
+            )
         step.status, step.attempts, step.lease_owner = StepStatus.RUNNING, step.attempts + 1, owner
         step.lease_expires_at, step.started_at, step.deadline_at = until, at, deadline
+        step.next_attempt_at, step.reason, step.message = None, None, ""
         return True
 
     def renew_leases(self, owner: str, step_ids: Sequence[int], until: datetime) -> None:
         if not step_ids:
             return
         with self.session() as s:
-            s.execute(sa.update(StepRunRow).where(
-                col(StepRunRow.id).in_(step_ids), col(StepRunRow.lease_owner) == owner,
-                col(StepRunRow.status) == StepStatus.RUNNING.value,
-            ).values(lease_expires_at=until))
+            s.execute(
+                sa.update(StepRunRow)
+                .where(
+                    col(StepRunRow.id).in_(step_ids),
+                    col(StepRunRow.lease_owner) == owner,
+                    col(StepRunRow.status) == StepStatus.RUNNING.value,
+                )
+                .values(lease_expires_at=until)
+            )
             s.commit()
 
     def release_leases(self, owner: str, at: datetime) -> int:
         """On a clean shutdown: this process's running steps are free to run again at once."""
         with self.session() as s:
-            result = s.execute(sa.update(StepRunRow).where(
-                col(StepRunRow.lease_owner) == owner,
-                col(StepRunRow.status) == StepStatus.RUNNING.value,
-            ).values(lease_expires_at=at))
+            result = s.execute(
+                sa.update(StepRunRow)
+                .where(
+                    col(StepRunRow.lease_owner) == owner,
+                    col(StepRunRow.status) == StepStatus.RUNNING.value,
+                )
+                .values(lease_expires_at=at)
+            )
             s.commit()
             return int(result.rowcount)  # type: ignore[attr-defined]
 
-    def transition(self, run: RunState, step: StepState, update: StepUpdate, at: datetime,
-                   *, owner: str | None = None, progress: bool = True) -> bool:
+    def transition(
+        self,
+        run: RunState,
+        step: StepState,
+        update: StepUpdate,
+        at: datetime,
+        *,
+        owner: str | None = None,
+        progress: bool = True,
+    ) -> bool:
         """Moves a step and writes the event. With `owner`, only while that lease holds."""
-        with self.session() as s:
-            values: dict[str, Any] = {
-                "status": update.to.value, "reason": update.reason, "message": update.message[:2000],
-                **update.fields,
-            }
-            if update.to not in (StepStatus.RUNNING,):
-                values.setdefault("lease_owner", None)
-                values.setdefault("lease_expires_at", None)
-            if update.to in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED):
-                values.setdefault("finished_at", at)
-            stmt = sa.update(StepRunRow).where(col(StepRunRow.id) == step.id)
+        values: dict[str, Any] = {
+            "status": update.to.value,
+            "reason": update.reason,
+            "message": update.message[:2000],
+            **update.fields,
+        }
+        if update.to is not StepStatus.RUNNING:
+            values.setdefault("lease_owner", None)
+            values.setdefault("lease_expires_at", None)
+        if update.to in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED):
+            values.setdefault("finished_at", at)
+        with self.db.engine.begin() as conn:
+            stmt, params = _UPDATE_STEP, {**values, "p_id": step.id}
             if owner is not None:
-                stmt = stmt.where(col(StepRunRow.lease_owner) == owner,
-                                  col(StepRunRow.status) == StepStatus.RUNNING.value)
-            if s.execute(stmt.values(**values)).rowcount != 1:  # type: ignore[attr-defined]
-                s.rollback()
+                stmt = _UPDATE_LEASED_STEP
+                params |= {"p_owner": owner, "p_running": StepStatus.RUNNING.value}
+            if conn.execute(stmt, params).rowcount != 1:
+                conn.rollback()
                 return False
-            s.add(EventRow(at=at, job_id=run.id, job=run.name, step=step.name, actor=update.actor,
-                           from_status=step.status.value, to_status=update.to.value,
-                           reason=update.reason, message=update.message[:2000]))
+            conn.execute(
+                _INSERT_EVENT,
+                _event(
+                    at,
+                    run,
+                    step.name,
+                    update.actor,
+                    step.status.value,
+                    update.to.value,
+                    update.reason,
+                    update.message,
+                ),
+            )
             if progress:
-                _touch(s, run.id, at)
-            s.commit()
+                conn.execute(_TOUCH, {"p_id": run.id, "progress_at": at, "updated_at": at})
         step.status, step.reason, step.message = update.to, update.reason, update.message
         for key, value in values.items():
-            if hasattr(step, key) and key not in ("status",):
+            if hasattr(step, key) and key != "status":
                 setattr(step, key, value)
         return True
 
-    def log(self, run: RunState | None, *, job: str, step: str | None, actor: str, reason: str,
-            message: str, at: datetime) -> None:
+    def log(
+        self,
+        run: RunState | None,
+        *,
+        job: str,
+        step: str | None,
+        actor: str,
+        reason: str,
+        message: str,
+        at: datetime,
+    ) -> None:
         """An event that changes no status: an ignored reaction, a refused command."""
         with self.session() as s:
-            s.add(EventRow(at=at, job_id=run.id if run else None, job=job, step=step, actor=actor,
-                           reason=reason, message=message[:2000]))
+            s.add(
+                EventRow(
+                    at=at,
+                    job_id=run.id if run else None,
+                    job=job,
+                    step=step,
+                    actor=actor,
+                    reason=reason,
+                    message=message[:2000],
+                )
+            )
             s.commit()
 
     # --- context, votes, outbox -----------------------------------------------------
 
-    def add_context(self, job_id: int, step: str | None, role: str, text: str, at: datetime,
-                    *, author: str | None = None, data: dict[str, Any] | None = None) -> None:
+    def add_context(
+        self,
+        job_id: int,
+        step: str | None,
+        role: str,
+        text: str,
+        at: datetime,
+        *,
+        author: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
         with self.session() as s:
-            s.add(ContextRow(job_id=job_id, step=step, role=role, text=text, at=at,
-                             author=author, data=data))
+            s.add(ContextRow(job_id=job_id, step=step, role=role, text=text, at=at, author=author, data=data))
             s.commit()
 
     def context(self, job_id: int, step: str | None = None) -> list[ContextRow]:
@@ -445,38 +648,75 @@ class Store:
                 query = query.where(sa.or_(col(ContextRow.step) == step, col(ContextRow.step).is_(None)))
             return list(s.exec(query.order_by(col(ContextRow.id))).all())
 
-    def add_vote(self, run: RunState, step: StepState, *, user: str, approve: bool,
-                 at: datetime, note: str = "") -> None:
+    def add_vote(
+        self, run: RunState, step: StepState, *, user: str, approve: bool, at: datetime, note: str = ""
+    ) -> None:
         with self.session() as s:
-            s.add(VoteRow(step_id=step.id, user=user, approve=approve, digest=step.digest,
-                          at=at, note=note))
-            s.add(EventRow(at=at, job_id=run.id, job=run.name, step=step.name, actor=f"user:{user}",
-                           reason="Approved" if approve else "Rejected",
-                           message=f"{'approved' if approve else 'rejected'} by {user}"
-                           + (f": {note}" if note else "")))
+            s.add(VoteRow(step_id=step.id, user=user, approve=approve, digest=step.digest, at=at, note=note))
+            s.add(
+                EventRow(
+                    at=at,
+                    job_id=run.id,
+                    job=run.name,
+                    step=step.name,
+                    actor=f"user:{user}",
+                    reason="Approved" if approve else "Rejected",
+                    message=f"{'approved' if approve else 'rejected'} by {user}"
+                    + (f": {note}" if note else ""),
+                )
+            )
             s.commit()
 
     def approvers_so_far(self, step: StepState) -> list[str]:
         with self.session() as s:
-            rows = s.exec(select(VoteRow.user).where(
-                VoteRow.step_id == step.id, VoteRow.digest == step.digest, col(VoteRow.approve),
-            ).order_by(col(VoteRow.id))).all()
+            rows = s.exec(
+                select(VoteRow.user)
+                .where(
+                    VoteRow.step_id == step.id,
+                    VoteRow.digest == step.digest,
+                    col(VoteRow.approve),
+                )
+                .order_by(col(VoteRow.id))
+            ).all()
             return list(dict.fromkeys(rows))
 
-    def enqueue(self, job_id: int | None, *, channel: str, text: str, kind: str = "note",
-                step: str | None = None, thread_of_card: bool = True,
-                meta: dict[str, Any] | None = None, at: datetime) -> int:
+    def enqueue(
+        self,
+        job_id: int | None,
+        *,
+        channel: str,
+        text: str,
+        kind: str = "note",
+        step: str | None = None,
+        thread_of_card: bool = True,
+        meta: dict[str, Any] | None = None,
+        at: datetime,
+    ) -> int:
         with self.session() as s:
-            row = OutboxRow(job_id=job_id, step=step, kind=kind, channel=channel, text=text,
-                            thread_of_card=thread_of_card, meta=meta, created_at=at)
+            row = OutboxRow(
+                job_id=job_id,
+                step=step,
+                kind=kind,
+                channel=channel,
+                text=text,
+                thread_of_card=thread_of_card,
+                meta=meta,
+                created_at=at,
+            )
             s.add(row)
             s.commit()
             return int(row.id or 0)
 
     def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
         with self.session() as s:
-            return list(s.exec(select(OutboxRow).where(col(OutboxRow.delivered_at).is_(None))
-                               .order_by(col(OutboxRow.id)).limit(limit)).all())
+            return list(
+                s.exec(
+                    select(OutboxRow)
+                    .where(col(OutboxRow.delivered_at).is_(None))
+                    .order_by(col(OutboxRow.id))
+                    .limit(limit)
+                ).all()
+            )
 
     def mark_delivered(self, outbox_id: int, at: datetime) -> None:
         with self.session() as s:
@@ -488,60 +728,153 @@ class Store:
 
     def slack_message(self, job_id: int, kind: str, step: str | None = None) -> SlackMessageRow | None:
         with self.session() as s:
-            query = select(SlackMessageRow).where(SlackMessageRow.job_id == job_id,
-                                                  SlackMessageRow.kind == kind)
+            query = select(SlackMessageRow).where(
+                SlackMessageRow.job_id == job_id, SlackMessageRow.kind == kind
+            )
             if step is not None:
                 query = query.where(SlackMessageRow.step == step)
             return s.exec(query.order_by(col(SlackMessageRow.id).desc()).limit(1)).first()
 
-    def record_slack_message(self, job_id: int, *, kind: str, channel_id: str, ts: str,
-                             step: str | None = None, digest: str = "", at: datetime) -> None:
+    def record_slack_message(
+        self,
+        job_id: int,
+        *,
+        kind: str,
+        channel_id: str,
+        ts: str,
+        step: str | None = None,
+        digest: str = "",
+        at: datetime,
+    ) -> None:
         with self.session() as s:
-            s.add(SlackMessageRow(job_id=job_id, kind=kind, channel_id=channel_id, ts=ts,
-                                  step=step, digest=digest, created_at=at))
+            s.add(
+                SlackMessageRow(
+                    job_id=job_id,
+                    kind=kind,
+                    channel_id=channel_id,
+                    ts=ts,
+                    step=step,
+                    digest=digest,
+                    created_at=at,
+                )
+            )
             s.commit()
 
     def find_slack_message(self, channel_id: str, ts: str) -> SlackMessageRow | None:
         with self.session() as s:
-            return s.exec(select(SlackMessageRow).where(
-                SlackMessageRow.ts == ts, SlackMessageRow.channel_id == channel_id)).first()
+            return s.exec(
+                select(SlackMessageRow).where(
+                    SlackMessageRow.ts == ts, SlackMessageRow.channel_id == channel_id
+                )
+            ).first()
 
     # --- usage and audit ------------------------------------------------------------
 
     def add_usage(self, job_id: int, step: str, model: str, usage: Usage, at: datetime) -> None:
         with self.session() as s:
-            s.add(UsageRow(job_id=job_id, step=step, model=model, at=at,
-                           input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                           cache_read_input_tokens=usage.cache_read_input_tokens,
-                           cache_creation_input_tokens=usage.cache_creation_input_tokens,
-                           cost_usd=usage.cost_usd))
+            s.add(
+                UsageRow(
+                    job_id=job_id,
+                    step=step,
+                    model=model,
+                    at=at,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cache_read_input_tokens=usage.cache_read_input_tokens,
+                    cache_creation_input_tokens=usage.cache_creation_input_tokens,
+                    cost_usd=usage.cost_usd,
+                )
+            )
             s.commit()
 
     def usage(self, job_ids: Sequence[int]) -> dict[tuple[int, str], Usage]:
         if not job_ids:
             return {}
         with self.session() as s:
-            rows = s.execute(sa.select(
-                col(UsageRow.job_id), col(UsageRow.step), sa.func.sum(UsageRow.input_tokens),
-                sa.func.sum(UsageRow.output_tokens), sa.func.sum(UsageRow.cache_read_input_tokens),
-                sa.func.sum(UsageRow.cache_creation_input_tokens), sa.func.sum(UsageRow.cost_usd),
-            ).where(col(UsageRow.job_id).in_(job_ids)).group_by(col(UsageRow.job_id), col(UsageRow.step))).all()
-            return {(r[0], r[1]): Usage(int(r[2]), int(r[3]), int(r[4]), int(r[5]), float(r[6]))
-                    for r in rows}
+            rows = s.execute(
+                sa.select(
+                    col(UsageRow.job_id),
+                    col(UsageRow.step),
+                    sa.func.sum(UsageRow.input_tokens),
+                    sa.func.sum(UsageRow.output_tokens),
+                    sa.func.sum(UsageRow.cache_read_input_tokens),
+                    sa.func.sum(UsageRow.cache_creation_input_tokens),
+                    sa.func.sum(UsageRow.cost_usd),
+                )
+                .where(col(UsageRow.job_id).in_(job_ids))
+                .group_by(col(UsageRow.job_id), col(UsageRow.step))
+            ).all()
+            return {
+                (r[0], r[1]): Usage(int(r[2]), int(r[3]), int(r[4]), int(r[5]), float(r[6])) for r in rows
+            }
 
     def events(self, job: str) -> list[EventView]:
         with self.session() as s:
             rows = s.exec(select(EventRow).where(EventRow.job == job).order_by(col(EventRow.id))).all()
-            return [EventView(at=r.at, job=r.job, step=r.step, actor=r.actor,
-                              from_status=r.from_status, to_status=r.to_status, reason=r.reason,
-                              message=r.message) for r in rows]
+            return [
+                EventView(
+                    at=r.at,
+                    job=r.job,
+                    step=r.step,
+                    actor=r.actor,
+                    from_status=r.from_status,
+                    to_status=r.to_status,
+                    reason=r.reason,
+                    message=r.message,
+                )
+                for r in rows
+            ]
 
     def running_counts(self) -> dict[int, int]:
         """job id -> steps Running, for agents' running counts."""
         with self.session() as s:
-            rows = s.execute(sa.select(col(StepRunRow.job_id), sa.func.count()).where(
-                col(StepRunRow.status) == StepStatus.RUNNING.value).group_by(col(StepRunRow.job_id))).all()
+            rows = s.execute(
+                sa.select(col(StepRunRow.job_id), sa.func.count())
+                .where(col(StepRunRow.status) == StepStatus.RUNNING.value)
+                .group_by(col(StepRunRow.job_id))
+            ).all()
             return {int(j): int(n) for j, n in rows}
+
+
+_steps = StepRunRow.__table__  # type: ignore[attr-defined]
+# Statements built once: hot paths pay for parameters, not for SQL. An UPDATE without
+# `.values()` sets the columns named in the parameters; `p_` parameters are the guards.
+_CLAIM = sa.update(_steps).where(
+    _steps.c.id == sa.bindparam("p_id"),
+    _steps.c.status == sa.bindparam("p_status"),
+    _steps.c.attempts == sa.bindparam("p_attempts"),
+)
+_CLAIM_EXPIRED = _CLAIM.where(_steps.c.lease_expires_at < sa.bindparam("p_now"))
+_UPDATE_STEP = sa.update(_steps).where(_steps.c.id == sa.bindparam("p_id"))
+_UPDATE_LEASED_STEP = _UPDATE_STEP.where(
+    _steps.c.lease_owner == sa.bindparam("p_owner"), _steps.c.status == sa.bindparam("p_running")
+)
+_INSERT_EVENT = sa.insert(EventRow.__table__)  # type: ignore[attr-defined]
+_jobs = JobRunRow.__table__  # type: ignore[attr-defined]
+_TOUCH = sa.update(_jobs).where(_jobs.c.id == sa.bindparam("p_id"))
+
+
+def _event(
+    at: datetime,
+    run: RunState,
+    step: str | None,
+    actor: str,
+    from_status: str | None,
+    to_status: str | None,
+    reason: str | None,
+    message: str,
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "job_id": run.id,
+        "job": run.name,
+        "step": step,
+        "actor": actor,
+        "from_status": from_status,
+        "to_status": to_status,
+        "reason": reason,
+        "message": message[:2000],
+    }
 
 
 def _reset(st: StepRunRow) -> None:
@@ -553,5 +886,4 @@ def _reset(st: StepRunRow) -> None:
 
 
 def _touch(s: Session, job_id: int, at: datetime) -> None:
-    s.execute(sa.update(JobRunRow).where(col(JobRunRow.id) == job_id)
-              .values(progress_at=at, updated_at=at))
+    s.execute(sa.update(JobRunRow).where(col(JobRunRow.id) == job_id).values(progress_at=at, updated_at=at))

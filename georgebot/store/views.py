@@ -15,8 +15,11 @@ from georgebot.model.views import AgentView, JobView, StatusView, StepView, Usag
 from georgebot.store.repository import RunState, Store
 
 
-def job_view(run: RunState, usage: dict[tuple[int, str], Usage] | None = None,
-             approved: dict[int, list[str]] | None = None) -> JobView:
+def job_view(
+    run: RunState,
+    usage: dict[tuple[int, str], Usage] | None = None,
+    approved: dict[int, list[str]] | None = None,
+) -> JobView:
     usage = usage or {}
     names = {s.name for s in run.spec.steps}
     steps = []
@@ -27,29 +30,52 @@ def job_view(run: RunState, usage: dict[tuple[int, str], Usage] | None = None,
         waiting = None
         if state.waits_for and state.status is StepStatus.WAITING:
             w = state.waits_for
-            waiting = WaitView(channel=w.get("channel", ""), text=w.get("text", ""),
-                               approvers=tuple(w.get("approvers", [])), quorum=int(w.get("quorum", 1)),
-                               approved_by=tuple((approved or {}).get(state.id, [])))
-        steps.append(StepView(
-            name=state.name, form=spec.form.value, status=state.status, reason=state.reason,
-            message=state.message, attempts=state.attempts, needs=tuple(spec.needs),
-            agent=spec.agent, next_attempt_at=state.next_attempt_at, started_at=state.started_at,
-            finished_at=state.finished_at, waiting=waiting,
-            usage=usage.get((run.id, state.name), Usage()),
-        ))
+            waiting = WaitView(
+                channel=w.get("channel", ""),
+                text=w.get("text", ""),
+                approvers=tuple(w.get("approvers", [])),
+                quorum=int(w.get("quorum", 1)),
+                approved_by=tuple((approved or {}).get(state.id, [])),
+            )
+        steps.append(
+            StepView(
+                name=state.name,
+                form=spec.form.value,
+                status=state.status,
+                reason=state.reason,
+                message=state.message,
+                attempts=state.attempts,
+                needs=tuple(spec.needs),
+                agent=spec.agent,
+                next_attempt_at=state.next_attempt_at,
+                started_at=state.started_at,
+                finished_at=state.finished_at,
+                waiting=waiting,
+                usage=usage.get((run.id, state.name), Usage()),
+            )
+        )
     total = sum((s.usage for s in steps), Usage())
     return JobView(
-        name=run.name, template=run.template, status=run.status, generation=run.generation,
-        channel=run.channel, revision=run.revision, steps=tuple(steps), created_at=run.created_at,
-        updated_at=run.updated_at, conditions=tuple(_conditions(run.conditions)), usage=total,
+        name=run.name,
+        template=run.template,
+        status=run.status,
+        generation=run.generation,
+        channel=run.channel,
+        revision=run.revision,
+        steps=tuple(steps),
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+        conditions=tuple(_conditions(run.conditions)),
+        usage=total,
         run_id=run.id,
     )
 
 
 def job_views(store: Store, runs: Sequence[RunState]) -> list[JobView]:
     usage = store.usage([r.id for r in runs])
-    approved = {s.id: store.approvers_so_far(s) for r in runs for s in r.steps
-                if s.status is StepStatus.WAITING}
+    approved = {
+        s.id: store.approvers_so_far(s) for r in runs for s in r.steps if s.status is StepStatus.WAITING
+    }
     return [job_view(r, usage, approved) for r in runs]
 
 
@@ -67,8 +93,14 @@ def status_view(store: Store, job: str | None = None) -> StatusView:
     if current is not None:
         for name, raw in sorted(current[2].items()):
             spec = AgentSpec.model_validate(raw)
-            agents.append(AgentView(name=name, capabilities=_capabilities(spec),
-                                    running=running.get(name, 0), model=spec.spec.model))
+            agents.append(
+                AgentView(
+                    name=name,
+                    capabilities=_capabilities(spec),
+                    running=running.get(name, 0),
+                    model=spec.spec.model,
+                )
+            )
     return StatusView(
         revision=current[0] if current else None,
         manifest_errors=tuple(current[1]) if current else (),
@@ -90,7 +122,13 @@ def _capabilities(spec: AgentSpec) -> dict[str, list[str]]:
 
 
 def _conditions(raw: list[dict[str, Any]]) -> list[Condition]:
-    return [Condition(type=c["type"], status=bool(c["status"]), reason=c.get("reason", ""),
-                      message=c.get("message", ""),
-                      last_transition_time=datetime.fromisoformat(c["lastTransitionTime"]))
-            for c in raw]
+    return [
+        Condition(
+            type=c["type"],
+            status=bool(c["status"]),
+            reason=c.get("reason", ""),
+            message=c.get("message", ""),
+            last_transition_time=datetime.fromisoformat(c["lastTransitionTime"]),
+        )
+        for c in raw
+    ]

@@ -27,18 +27,36 @@ def step(name: str, *, needs: tuple[str, ...] = (), agent: str = "ops", **form: 
     return Step.model_validate({"name": name, "needs": list(needs), "agent": agent, **form})
 
 
-def job(name: str, *steps: Step, channel: str = "#ops", template: str = "tpl",
-        params: dict[str, Any] | None = None) -> RenderedJob:
-    return RenderedJob(name=name, template=template, channel=channel, deadline=None,
-                       params=params or {}, fuzzy={}, steps=list(steps))
+def job(
+    name: str,
+    *steps: Step,
+    channel: str = "#ops",
+    template: str = "tpl",
+    params: dict[str, Any] | None = None,
+) -> RenderedJob:
+    return RenderedJob(
+        name=name,
+        template=template,
+        channel=channel,
+        deadline=None,
+        params=params or {},
+        fuzzy={},
+        steps=list(steps),
+    )
 
 
 def agent(name: str = "ops", commands: tuple[str, ...] = ("tools/a",), max_steps: int = 4) -> AgentSpec:
-    return AgentSpec.model_validate({
-        "apiVersion": "george/v1", "kind": "AgentSpec", "metadata": {"name": name},
-        "spec": {"capabilities": [{"shell": {"commands": list(commands)}}],
-                 "maxConcurrentSteps": max_steps},
-    })
+    return AgentSpec.model_validate(
+        {
+            "apiVersion": "george/v1",
+            "kind": "AgentSpec",
+            "metadata": {"name": name},
+            "spec": {
+                "capabilities": [{"shell": {"commands": list(commands)}}],
+                "maxConcurrentSteps": max_steps,
+            },
+        }
+    )
 
 
 @dataclass
@@ -48,17 +66,25 @@ class FakeSource:
     snapshot: Snapshot = field(default_factory=lambda: Snapshot(Revision("0" * 40, "empty")))
     syncs: int = 0
 
-    def commit(self, *jobs: RenderedJob, agents: tuple[AgentSpec, ...] = (agent(),),
-               invalid: dict[str, str] | None = None, broken_files: frozenset[str] = frozenset(),
-               files: dict[str, str] | None = None, message: str = "change") -> Snapshot:
+    def commit(
+        self,
+        *jobs: RenderedJob,
+        agents: tuple[AgentSpec, ...] = (agent(),),
+        invalid: dict[str, str] | None = None,
+        broken_files: frozenset[str] = frozenset(),
+        files: dict[str, str] | None = None,
+        message: str = "change",
+    ) -> Snapshot:
         sha = hashlib.sha1(f"{self.snapshot.revision.sha}{message}{jobs}".encode()).hexdigest()
         self.snapshot = Snapshot(
             revision=Revision(sha, message),
             agents={a.metadata.name: a for a in agents},
             jobs={j.name: j for j in jobs},
             job_files={j.name: (files or {}).get(j.name, f"manifests/{j.name}.yaml") for j in jobs},
-            invalid_jobs={n: ManifestIssue(file=f"manifests/{n}.yaml", line=1, column=1, kind="Job",
-                                           name=n, message=m) for n, m in (invalid or {}).items()},
+            invalid_jobs={
+                n: ManifestIssue(file=f"manifests/{n}.yaml", line=1, column=1, kind="Job", name=n, message=m)
+                for n, m in (invalid or {}).items()
+            },
             broken_files=broken_files,
         )
         return self.snapshot
@@ -96,9 +122,16 @@ class ScriptedRunner:
         if callable(behaviour):
             return behaviour(task)
         if task.step.form is StepForm.ASK and isinstance(behaviour, Done) and task.step.ask:
-            return Wait(ApprovalRequest(task.job.name, task.step.name, task.step.ask.channel or task.channel,
-                                        task.step.ask.message, tuple(task.step.ask.approvers),
-                                        task.step.ask.quorum))
+            return Wait(
+                ApprovalRequest(
+                    task.job.name,
+                    task.step.name,
+                    task.step.ask.channel or task.channel,
+                    task.step.ask.message,
+                    tuple(task.step.ask.approvers),
+                    task.step.ask.quorum,
+                )
+            )
         await recorder.note("output", f"{task.step.name} attempt {task.attempt}")
         return behaviour
 
@@ -110,7 +143,9 @@ def fail(message: str = "exit 1") -> errors.PermanentError:
     return errors.PermanentError(message, reason="ExitCode")
 
 
-def make_engine(store: Store, source: FakeSource, runner: ScriptedRunner, clock: Any, home: Path,
-                **settings: Any) -> Engine:
-    return Engine(EngineSettings(home=home, **settings), store=store,
-                  source=source, runner=runner, clock=clock)
+def make_engine(
+    store: Store, source: FakeSource, runner: ScriptedRunner, clock: Any, home: Path, **settings: Any
+) -> Engine:
+    return Engine(
+        EngineSettings(home=home, **settings), store=store, source=source, runner=runner, clock=clock
+    )

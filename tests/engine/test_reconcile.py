@@ -26,8 +26,9 @@ def runner() -> ScriptedRunner:
 
 
 @pytest.fixture
-async def engine(sqlite_store: Store, source: FakeSource, runner: ScriptedRunner, clock,
-                 tmp_path: Path) -> AsyncIterator[Engine]:
+async def engine(
+    sqlite_store: Store, source: FakeSource, runner: ScriptedRunner, clock, tmp_path: Path
+) -> AsyncIterator[Engine]:
     eng = make_engine(sqlite_store, source, runner, clock, tmp_path / "home")
     await eng.start()
     yield eng
@@ -39,19 +40,23 @@ def status_of(store: Store, name: str) -> tuple[JobStatus, dict[str, StepStatus]
     return run.status, {s.name: s.status for s in run.steps}
 
 
-async def test_dag_runs_in_dependency_order(engine: Engine, source: FakeSource, runner: ScriptedRunner,
-                                            sqlite_store: Store) -> None:
-    source.commit(job("j", step("deploy", needs=("build", "test")), step("build"),
-                      step("test", needs=("build",))))
+async def test_dag_runs_in_dependency_order(
+    engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store
+) -> None:
+    source.commit(
+        job("j", step("deploy", needs=("build", "test")), step("build"), step("test", needs=("build",)))
+    )
     await engine.settle()
     assert runner.order("j") == ["build", "test", "deploy"]
-    assert status_of(sqlite_store, "j") == (JobStatus.SUCCEEDED, dict.fromkeys(
-        ["deploy", "build", "test"], StepStatus.SUCCEEDED))
+    assert status_of(sqlite_store, "j") == (
+        JobStatus.SUCCEEDED,
+        dict.fromkeys(["deploy", "build", "test"], StepStatus.SUCCEEDED),
+    )
 
 
-async def test_flaky_step_retries_with_doubling_backoff(engine: Engine, source: FakeSource,
-                                                        runner: ScriptedRunner, sqlite_store: Store,
-                                                        clock) -> None:
+async def test_flaky_step_retries_with_doubling_backoff(
+    engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store, clock
+) -> None:
     source.commit(job("j", step("flaky", retries=3, backoff="10s")))
     runner.on("flaky", fail(), fail(), fail("exit 2"))
     started = clock.now()
@@ -76,12 +81,15 @@ async def test_flaky_step_retries_with_doubling_backoff(engine: Engine, source: 
     assert run.status is JobStatus.FAILED
 
 
-async def test_temporary_errors_do_not_use_up_retries(engine: Engine, source: FakeSource,
-                                                      runner: ScriptedRunner, sqlite_store: Store,
-                                                      clock) -> None:
+async def test_temporary_errors_do_not_use_up_retries(
+    engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store, clock
+) -> None:
     source.commit(job("j", step("call", retries=0)))
-    runner.on("call", *[errors.TemporaryError("429", delay=timedelta(seconds=30))] * 3,
-              __import__("georgebot.engine.ports", fromlist=["Done"]).Done("ok"))
+    runner.on(
+        "call",
+        *[errors.TemporaryError("429", delay=timedelta(seconds=30))] * 3,
+        __import__("georgebot.engine.ports", fromlist=["Done"]).Done("ok"),
+    )
     for _ in range(4):
         await engine.settle()
         clock.advance(timedelta(seconds=30))
@@ -90,15 +98,22 @@ async def test_temporary_errors_do_not_use_up_retries(engine: Engine, source: Fa
 
 
 async def test_step_needing_missing_capability_is_blocked_then_retried_when_granted(
-        engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store) -> None:
+    engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store
+) -> None:
     the_job = job("j", step("create", run=["tools/create"]))
-    runner.on("create", errors.CapabilityMissing("shell: tools/create"), __import__(
-        "georgebot.engine.ports", fromlist=["Done"]).Done("made"))
+    runner.on(
+        "create",
+        errors.CapabilityMissing("shell: tools/create"),
+        __import__("georgebot.engine.ports", fromlist=["Done"]).Done("made"),
+    )
     source.commit(the_job, agents=(agent(commands=("tools/other",)),))
     await engine.settle()
     run = sqlite_store.load_runs(["j"])[0]
     assert (run.status, run.steps[0].status, run.steps[0].reason) == (
-        JobStatus.BLOCKED, StepStatus.BLOCKED, "CapabilityMissing")
+        JobStatus.BLOCKED,
+        StepStatus.BLOCKED,
+        "CapabilityMissing",
+    )
     assert "tools/create" in run.steps[0].message
     await engine.settle()
     assert len(runner.calls) == 1  # blocked waits for its cause to change
@@ -109,9 +124,9 @@ async def test_step_needing_missing_capability_is_blocked_then_retried_when_gran
     assert events and events[0].actor.startswith("git:")
 
 
-async def test_removed_job_is_cancelled_and_its_agent_stopped(engine: Engine, source: FakeSource,
-                                                             runner: ScriptedRunner,
-                                                             sqlite_store: Store) -> None:
+async def test_removed_job_is_cancelled_and_its_agent_stopped(
+    engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store
+) -> None:
     import asyncio
 
     runner.gates["slow"] = asyncio.Event()
@@ -125,7 +140,8 @@ async def test_removed_job_is_cancelled_and_its_agent_stopped(engine: Engine, so
 
 
 async def test_job_in_a_file_that_no_longer_parses_keeps_running(
-        engine: Engine, source: FakeSource, sqlite_store: Store) -> None:
+    engine: Engine, source: FakeSource, sqlite_store: Store
+) -> None:
     source.commit(job("j", step("a"), step("b", ask={})))
     await engine.settle()
     source.commit(broken_files=frozenset({"manifests/j.yaml"}), message="typo")
@@ -135,14 +151,16 @@ async def test_job_in_a_file_that_no_longer_parses_keeps_running(
     assert [c["type"] for c in run.conditions] == ["InvalidSpec"]
 
 
-async def test_changed_job_applies_to_unfinished_steps_only(engine: Engine, source: FakeSource,
-                                                           runner: ScriptedRunner,
-                                                           sqlite_store: Store) -> None:
+async def test_changed_job_applies_to_unfinished_steps_only(
+    engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store
+) -> None:
     source.commit(job("j", step("a"), step("gate", ask={}, needs=("a",))))
     await engine.settle()
     assert status_of(sqlite_store, "j")[1] == {"a": StepStatus.SUCCEEDED, "gate": StepStatus.WAITING}
-    source.commit(job("j", step("a", run=["tools/a", "--v2"]), step("gate", ask={"message": "v2?"}, needs=("a",))),
-                  message="v2")
+    source.commit(
+        job("j", step("a", run=["tools/a", "--v2"]), step("gate", ask={"message": "v2?"}, needs=("a",))),
+        message="v2",
+    )
     await engine.settle()
     run = sqlite_store.load_runs(["j"])[0]
     assert run.generation == 2
@@ -150,36 +168,50 @@ async def test_changed_job_applies_to_unfinished_steps_only(engine: Engine, sour
     assert run.steps[1].waits_for and run.steps[1].waits_for["text"] == "v2?"
 
 
-async def test_approval_needs_an_approver_and_quorum(engine: Engine, source: FakeSource,
-                                                    sqlite_store: Store) -> None:
-    source.commit(job("j", step("gate", ask={"approvers": ["U1", "U2", "S0TEAM"], "quorum": 2}),
-                      step("after", needs=("gate",))))
+async def test_approval_needs_an_approver_and_quorum(
+    engine: Engine, source: FakeSource, sqlite_store: Store
+) -> None:
+    source.commit(
+        job(
+            "j",
+            step("gate", ask={"approvers": ["U1", "U2", "S0TEAM"], "quorum": 2}),
+            step("after", needs=("gate",)),
+        )
+    )
     await engine.settle()
     assert await engine.decide("j", "gate", user="U9", approve=True) is Decision.NOT_APPROVER
     assert await engine.decide("j", "gate", user="U1", approve=True) is Decision.RECORDED
     assert await engine.decide("j", "gate", user="U1", approve=True) is Decision.RECORDED
-    assert await engine.decide("j", "gate", user="U7", approve=True,
-                               user_groups=frozenset({"S0TEAM"})) is Decision.APPROVED
+    assert (
+        await engine.decide("j", "gate", user="U7", approve=True, user_groups=frozenset({"S0TEAM"}))
+        is Decision.APPROVED
+    )
     await engine.settle()
     assert status_of(sqlite_store, "j")[0] is JobStatus.SUCCEEDED
     actors = {e.actor for e in sqlite_store.events("j")}
     assert {"user:U9", "user:U1", "user:U7"} <= actors
 
 
-async def test_rejection_fails_the_step_with_who_and_why(engine: Engine, source: FakeSource,
-                                                        sqlite_store: Store) -> None:
+async def test_rejection_fails_the_step_with_who_and_why(
+    engine: Engine, source: FakeSource, sqlite_store: Store
+) -> None:
     source.commit(job("j", step("gate", ask={})))
     await engine.settle()
-    assert await engine.decide("j", "gate", user="U01ALEX", approve=False,
-                               note="no budget") is Decision.REJECTED
+    assert (
+        await engine.decide("j", "gate", user="U01ALEX", approve=False, note="no budget") is Decision.REJECTED
+    )
     await engine.settle()
     run = sqlite_store.load_runs(["j"])[0]
     assert (run.status, run.steps[0].reason, run.steps[0].message) == (
-        JobStatus.FAILED, "Rejected", "rejected by <@U01ALEX>: no budget")
+        JobStatus.FAILED,
+        "Rejected",
+        "rejected by <@U01ALEX>: no budget",
+    )
 
 
-async def test_approval_times_out_after_a_reminder(engine: Engine, source: FakeSource,
-                                                  sqlite_store: Store, clock) -> None:
+async def test_approval_times_out_after_a_reminder(
+    engine: Engine, source: FakeSource, sqlite_store: Store, clock
+) -> None:
     source.commit(job("j", step("gate", ask={}, timeout="1h")))
     await engine.settle()
     clock.advance(timedelta(hours=1))
@@ -194,8 +226,9 @@ async def test_approval_times_out_after_a_reminder(engine: Engine, source: FakeS
     assert (run.steps[0].status, run.steps[0].reason) == (StepStatus.FAILED, "ApprovalTimedOut")
 
 
-async def test_retry_resets_failed_and_blocked_steps(engine: Engine, source: FakeSource,
-                                                    runner: ScriptedRunner, sqlite_store: Store) -> None:
+async def test_retry_resets_failed_and_blocked_steps(
+    engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store
+) -> None:
     source.commit(job("j", step("a", retries=0)))
     runner.on("a", fail(), __import__("georgebot.engine.ports", fromlist=["Done"]).Done())
     await engine.settle()
@@ -209,8 +242,9 @@ async def test_retry_resets_failed_and_blocked_steps(engine: Engine, source: Fak
     assert nothing.steps == () and "no failed" in nothing.message
 
 
-async def test_no_progress_for_the_deadline_sets_stalled(engine: Engine, source: FakeSource,
-                                                        sqlite_store: Store, clock) -> None:
+async def test_no_progress_for_the_deadline_sets_stalled(
+    engine: Engine, source: FakeSource, sqlite_store: Store, clock
+) -> None:
     source.commit(job("j", step("gate", ask={})))
     await engine.settle()
     clock.advance(timedelta(days=7, seconds=1))
@@ -220,8 +254,9 @@ async def test_no_progress_for_the_deadline_sets_stalled(engine: Engine, source:
     assert stalled and "gate waits for approval by U01ALEX" in stalled[0]["message"]
 
 
-async def test_a_pass_on_the_same_commit_is_idempotent(engine: Engine, source: FakeSource,
-                                                      sqlite_store: Store) -> None:
+async def test_a_pass_on_the_same_commit_is_idempotent(
+    engine: Engine, source: FakeSource, sqlite_store: Store
+) -> None:
     source.commit(job("j", step("a"), step("gate", ask={}, needs=("a",))))
     await engine.settle()
     before = len(sqlite_store.events("j")), len(sqlite_store.pending_outbox())
@@ -230,8 +265,9 @@ async def test_a_pass_on_the_same_commit_is_idempotent(engine: Engine, source: F
     assert (len(sqlite_store.events("j")), len(sqlite_store.pending_outbox())) == before
 
 
-async def test_capacity_caps_agent_tasks(engine: Engine, source: FakeSource, runner: ScriptedRunner,
-                                         sqlite_store: Store) -> None:
+async def test_capacity_caps_agent_tasks(
+    engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store
+) -> None:
     import asyncio
 
     gate = runner.gates["s"] = asyncio.Event()
@@ -243,9 +279,9 @@ async def test_capacity_caps_agent_tasks(engine: Engine, source: FakeSource, run
     assert all(status_of(sqlite_store, f"j{i}")[0] is JobStatus.SUCCEEDED for i in range(6))
 
 
-async def test_expired_lease_of_a_dead_agent_is_recovered(sqlite_store: Store, source: FakeSource,
-                                                          runner: ScriptedRunner, clock,
-                                                          tmp_path: Path) -> None:
+async def test_expired_lease_of_a_dead_agent_is_recovered(
+    sqlite_store: Store, source: FakeSource, runner: ScriptedRunner, clock, tmp_path: Path
+) -> None:
     import asyncio
 
     runner.gates["a"] = asyncio.Event()
@@ -253,7 +289,6 @@ async def test_expired_lease_of_a_dead_agent_is_recovered(sqlite_store: Store, s
     first = make_engine(sqlite_store, source, runner, clock, tmp_path)
     await first.start()
     await first.reconcile_once()
-    first.supervisor._renew_loop  # the first process "dies": its task is abandoned below
     await first.supervisor.cancel_all()  # without releasing the lease
     second = make_engine(sqlite_store, source, runner, clock, tmp_path)
     await second.start()

@@ -1,0 +1,248 @@
+"""The `georgebot` command. Each command builds `Settings` once, hands them to the layer that
+does the work, and turns the result into output and an exit code: 0 fine, 1 the thing
+checked is not fine, 2 a configuration or usage error (DESIGN.md, command-line contract).
+
+New commands take `@settings_options` for the options every command shares, and raise
+`errors.ConfigError` for anything an operator must fix: `GeorgeGroup` prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
+
+import click
+import sqlalchemy
+from pydantic import ValidationError
+
+from georgebot import __version__, errors
+from georgebot.config import Settings
+from georgebot.errors import ConfigError, TemporaryError
+from georgebot.manifests.schema import schema_text
+from georgebot.manifests.snapshot import Snapshot
+from georgebot.manifests.source import ManifestSource, find_root, load_worktree
+from georgebot.model.views import StatusView, iso
+from georgebot.store import Store, open_database
+from georgebot.store.views import status_view
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+class ConfigFailure(click.ClickException):
+    """Exit 2 with what to do, on stderr."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"georgebot: {self.format_message()}", err=True)
+
+
+class GeorgeGroup(click.Group):
+    """Maps George's configuration errors (and a repository that cannot be reached right
+    now) to exit 2 for every command, so commands need no try/except of their own."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as e:
+            raise ConfigFailure(str(e)) from e
+        except TemporaryError as e:
+            raise ConfigFailure(f"{e}; try again") from e
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the options that were given (not None) on top."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from e
+
+
+def settings_options(command: F) -> F:
+    """Adds --repo, --branch, --path and --database-url, and passes the command `settings`
+    built from them."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, repo: str | None, branch: str | None, path: str | None,
+                database_url: str | None, **kwargs: Any) -> Any:
+        settings = build_settings(repo=repo, branch=branch, path=path, database_url=database_url)
+        return command(*args, settings=settings, **kwargs)
+
+    options = (
+        click.option("--repo", help="Git repository: a path or a URL [GEORGE_REPO, default .]"),
+        click.option("--branch", help="branch to read [GEORGE_BRANCH, default: current]"),
+        click.option("--path", help="manifests folder in the repository [GEORGE_PATH]"),
+        click.option("--database-url", help="state database [GEORGE_DATABASE_URL, default sqlite:///george.db]"),
+    )
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(cls=GeorgeGroup)
+@click.version_option(__version__, prog_name="georgebot")
+def main() -> None:
+    """George runs your organisation's slow manual processes as jobs, from Git."""
+
+
+@main.command()
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="print the errors as a JSON list")
+@click.option("--worktree", is_flag=True, help="check the files on disk, not the last commit")
+def validate(settings: Settings, as_json: bool, worktree: bool) -> None:
+    """Check the manifests committed on the branch.
+
+    Prints `file:line: kind/name: message` for each error and exits 1 when any manifest is
+    invalid; prints a one-line summary and exits 0 when all are valid.
+    """
+    if worktree:
+        root = find_root(settings.repo)
+        snapshot = load_worktree(root, settings.path, settings.default_channel)
+    else:
+        with ManifestSource.from_settings(settings) as source:
+            snapshot = source.sync()
+    for warning in snapshot.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps([issue.model_dump() for issue in snapshot.errors], indent=2))
+    else:
+        for issue in snapshot.errors:
+            click.echo(str(issue))
+    if snapshot.errors:
+        click.echo(_summary(snapshot), err=True)
+        raise SystemExit(1)
+    click.echo(_summary(snapshot), err=as_json)
+
+
+@main.command()
+def schema() -> None:
+    """Print the manifests' JSON Schema.
+
+    For editors that use yaml-language-server: save it beside the manifests and start each
+    file with `# yaml-language-server: $schema=george.schema.json`.
+    """
+    click.echo(schema_text(), nl=False)
+
+
+def _summary(snapshot: Snapshot) -> str:
+    revision = snapshot.revision
+    at = revision.sha if revision.sha == "worktree" else revision.sha[:7]
+    where = f"at {at} ({revision.message})"
+    if snapshot.errors:
+        files = len({issue.file for issue in snapshot.errors})
+        count = len(snapshot.errors)
+        return (
+            f"invalid: {count} error{'s' * (count != 1)} in {files} "
+            f"file{'s' * (files != 1)} {where}"
+        )
+    return (
+        f"valid: {_count(snapshot.agents, 'agent')}, {_count(snapshot.templates, 'template')}, "
+        f"{_count(snapshot.jobs, 'job')} {where}"
+    )
+
+
+def _count(items: Any, noun: str) -> str:
+    return f"{len(items)} {noun}{'s' * (len(items) != 1)}"
+
+
+# --- the engine, headless -------------------------------------------------------------
+
+
+@main.command()
+@settings_options
+@click.option("--wait", is_flag=True,
+              help="Keep going until every job is finished, waiting for people, or blocked.")
+@click.option("--timeout", type=float, default=None, metavar="S", help="Give up after S seconds (exit 1).")
+def reconcile(settings: Settings, wait: bool, timeout: float | None) -> None:
+    """Sync Git and run jobs headless (no chat: messages stay queued)."""
+    from georgebot.runtime import George
+
+    async def go() -> bool:
+        george = George(settings)
+        await george.open()
+        try:
+            return await george.reconcile(wait=wait, limit=timeout)
+        finally:
+            await george.close()
+
+    finished = asyncio.run(go())
+    if not finished:
+        click.echo(f"timed out after {timeout}s with jobs still going", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@settings_options
+@click.argument("job", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the documented, stable form).")
+def status(settings: Settings, job: str | None, as_json: bool) -> None:
+    """Revision, manifest errors, agents and jobs, read from the database only."""
+    view = _read(settings, lambda store: status_view(store, job))
+    if as_json:
+        click.echo(json.dumps(view.to_json(), indent=2))
+    else:
+        click.echo(_status_text(view))
+    if job and not view.jobs:
+        click.echo(f"no job named {job}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@settings_options
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of events, oldest first.")
+def audit(settings: Settings, job: str, as_json: bool) -> None:
+    """The job's event log, oldest first: who changed what, from which status to which, why."""
+    events = _read(settings, lambda store: store.events(job))
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in events], indent=2))
+    for e in [] if as_json else events:
+        change = f"{e.from_status or '-'} → {e.to_status}" if e.to_status else (e.reason or "")
+        click.echo(f"{iso(e.at)}  {e.step or '(job)':<20} {e.actor:<22} {change:<22} {e.message}")
+    if not events:
+        click.echo(f"no events for a job named {job}", err=True)
+        sys.exit(1)
+
+
+def _read(settings: Settings, query: Callable[[Store], T]) -> T:
+    """Opens the database read-only (no migration, no sync): safe beside `georgebot run`."""
+    db = open_database(settings.database_url, upgrade=False)
+    try:
+        return query(Store(db))
+    except sqlalchemy.exc.OperationalError as e:
+        raise errors.ConfigError(
+            f"no George state in {settings.database_url}: run `georgebot reconcile` or "
+            "`georgebot run` first"
+        ) from e
+    finally:
+        db.close()
+
+
+def _status_text(view: StatusView) -> str:
+    lines = []
+    rev = view.revision
+    lines.append(f"revision  {rev.sha[:12]} {rev.message} (synced {iso(rev.synced_at)})"
+                 if rev else "revision  none synced yet")
+    for err in view.manifest_errors:
+        lines.append(f"error     {err['file']}:{err['line']}: {err['kind']}/{err['name']}: {err['message']}")
+    for agent in view.agents:
+        caps = "; ".join(f"{k}: {', '.join(v)}" for k, v in agent.capabilities.items()) or "no capabilities"
+        lines.append(f"agent     {agent.name:<20} running {agent.running}  {caps}")
+    for job in view.jobs:
+        lines.append(f"job       {job.name:<20} {job.status.value:<10} {job.template} gen {job.generation}")
+        for c in job.conditions:
+            if c.status:
+                lines.append(f"            condition {c.type}: {c.message}")
+        for s in job.steps:
+            why = f"{s.reason}: " if s.reason else ""
+            line = f"            {s.name:<20} {s.status.value:<10} attempts {s.attempts}  {why}{s.message}"
+            lines.append(line.rstrip())
+    return "\n".join(lines)

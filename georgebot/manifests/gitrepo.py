@@ -1,0 +1,230 @@
+"""Git access for the manifests: open a local repository or keep a bare clone of a remote one,
+resolve a branch, list and read the files of a commit, write a commit's tree to a folder.
+
+The only module that imports `git` (gitpython); `source.py` calls it. Git's failures are
+translated here: an unusable repository or branch is a `ConfigError` saying what to set; a
+failed fetch of a remote cloned before is a `TemporaryError` (the caller keeps what it had).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+
+import git
+from git.exc import BadName, BadObject
+
+from georgebot.errors import ConfigError, TemporaryError
+from georgebot.manifests.snapshot import Revision
+
+FETCH_TIMEOUT_SECONDS = 120
+_ENV = {"GIT_TERMINAL_PROMPT": "0"}  # a remote asking for a password fails instead of hanging
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_MAX_SUBTREES = 10_000  # listings of trees kept between syncs, so unchanged folders are not read
+
+
+def is_url(location: str) -> bool:
+    """`https://...`, `ssh://...`, `file://...` and scp-like `git@host:org/repo` are remote."""
+    return "://" in location or bool(_SCP_LIKE.match(location))
+
+
+def is_sha(text: str) -> bool:
+    return bool(_SHA.match(text))
+
+
+def work_tree(location: str) -> Path | None:
+    """The root of the Git work tree holding `location`, or None when it is not in one."""
+    try:
+        repo = git.Repo(location, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    try:
+        return Path(repo.working_tree_dir) if repo.working_tree_dir else None
+    finally:
+        repo.close()
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The manifest files under a path at one commit: file path → blob id."""
+
+    tree: str  # the id of the path's tree: equal trees mean equal files
+    blobs: dict[str, str]
+
+
+class GitRepository:
+    """One repository, opened for the life of a `ManifestSource`; not thread-safe (the source
+    serialises calls)."""
+
+    def __init__(self, repo: git.Repo, location: str, *, remote: bool, fresh: bool = False) -> None:
+        self._repo = repo
+        self.location = location
+        self.remote = remote
+        self._fresh = fresh  # just cloned: the first fetch has nothing to bring
+        self._repo.git.update_environment(**_ENV)
+        self._subtrees: dict[str, list[tuple[str, str]]] = {}
+
+    @classmethod
+    def open(cls, location: str, *, home: Path) -> GitRepository:
+        if is_url(location):
+            repo, fresh = _clone(location, home / "clones")
+            return cls(repo, location, remote=True, fresh=fresh)
+        try:
+            repo = git.Repo(location, search_parent_directories=True)
+        except git.NoSuchPathError as e:
+            raise ConfigError(
+                f"the repository {location!r} does not exist; set GEORGE_REPO (or --repo) to "
+                "the Git repository holding your manifests"
+            ) from e
+        except git.InvalidGitRepositoryError as e:
+            raise ConfigError(
+                f"{str(Path(location).resolve())!r} is not inside a Git repository; run George "
+                "from the repository holding your manifests or set GEORGE_REPO (or --repo)"
+            ) from e
+        return cls(repo, location, remote=False)
+
+    @property
+    def root(self) -> Path:
+        return Path(self._repo.working_tree_dir or self._repo.git_dir)
+
+    def close(self) -> None:
+        self._repo.close()
+
+    def fetch(self) -> None:
+        """Brings a clone up to date with its remote; nothing to do for a local repository."""
+        if not self.remote or self._fresh:
+            self._fresh = False
+            return
+        try:
+            self._repo.git.fetch(
+                "--prune", "--quiet", "origin", kill_after_timeout=FETCH_TIMEOUT_SECONDS
+            )
+        except git.GitCommandError as e:
+            raise TemporaryError(f"cannot fetch {self.location}: {_stderr(e)}") from e
+
+    def current_branch(self) -> str:
+        """The checked-out branch of a local repository; the remote's default for a clone."""
+        try:
+            return str(self._repo.head.reference.name)
+        except TypeError as e:  # HEAD is detached
+            raise ConfigError(
+                f"HEAD of {self.root} is detached, so there is no current branch to follow; "
+                "set GEORGE_BRANCH (or --branch; `--branch HEAD` checks the commit checked out)"
+            ) from e
+
+    def resolve(self, branch: str) -> Revision:
+        """The head commit of `branch` (a branch name first; also `HEAD`, a tag or an id)."""
+        try:
+            try:
+                commit = self._repo.commit(f"refs/heads/{branch}")
+            except (BadName, BadObject, ValueError):
+                commit = self._repo.commit(branch)
+        except (BadName, BadObject, ValueError) as e:
+            heads = sorted(h.name for h in self._repo.heads)
+            if not heads:
+                raise ConfigError(
+                    f"the repository {self.location} has no commits yet; commit your manifests "
+                    "first"
+                ) from e
+            known = f"its branches are: {', '.join(heads)}"
+            raise ConfigError(
+                f"branch {branch!r} not found in {self.location} ({known}); set GEORGE_BRANCH "
+                "(or --branch)"
+            ) from e
+        summary = commit.summary if isinstance(commit.summary, str) else repr(commit.summary)
+        return Revision(
+            sha=commit.hexsha,
+            message=summary,
+            committed_at=commit.committed_datetime.astimezone(UTC),
+        )
+
+    def listing(self, sha: str, path: str, suffixes: tuple[str, ...]) -> Listing | None:
+        """Regular files under `path` whose names end with a suffix; None when `path` is not a
+        folder at that commit. Subtrees unchanged since the last call are not read again."""
+        tree = self._repo.commit(sha).tree
+        path = path.strip("/")
+        if path and path != ".":
+            try:
+                tree = tree / path
+            except KeyError:
+                return None
+            if tree.type != "tree":
+                return None
+        else:
+            path = ""
+        if len(self._subtrees) > _MAX_SUBTREES:
+            self._subtrees.clear()
+        files = self._walk(tree, suffixes)
+        prefix = f"{path}/" if path else ""
+        return Listing(tree.hexsha, {f"{prefix}{name}": blob for name, blob in files})
+
+    def _walk(self, tree: git.Tree, suffixes: tuple[str, ...]) -> list[tuple[str, str]]:
+        known = self._subtrees.get(tree.hexsha)
+        if known is None:
+            known = []
+            for item in tree:
+                if item.type == "tree":
+                    known.extend((f"{item.name}/{n}", b) for n, b in self._walk(item, suffixes))
+                elif (
+                    item.type == "blob"
+                    and item.mode & 0o170000 == 0o100000  # a regular file, not a symlink
+                    and item.name.endswith(suffixes)
+                ):
+                    known.append((item.name, item.hexsha))
+            self._subtrees[tree.hexsha] = known
+        return known
+
+    def read(self, blob: str) -> bytes:
+        data: bytes = self._repo.odb.stream(bytes.fromhex(blob)).read()
+        return data
+
+    def archive(self, sha: str, dest: Path) -> None:
+        """Writes the tree of commit `sha` into the empty folder `dest`, executable bits kept."""
+        with tempfile.TemporaryFile(dir=dest.parent) as tar:
+            try:
+                self._repo.archive(tar, treeish=sha, format="tar")
+            except git.GitCommandError as e:
+                raise ConfigError(f"cannot check out {sha} of {self.location}: {_stderr(e)}") from e
+            tar.seek(0)
+            with tarfile.open(fileobj=tar) as archive:
+                archive.extractall(dest, filter="data")
+
+
+def _clone(url: str, clones: Path) -> tuple[git.Repo, bool]:
+    """A bare clone under `clones`, made once and fetched afterwards (True when made now). Its
+    branches mirror the remote's (`refs/heads/*`); HEAD names the remote's default branch."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", url).strip("-.")[-60:]
+    target = clones / f"{slug}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
+    if target.is_dir():
+        try:
+            return git.Repo(target), False
+        except git.InvalidGitRepositoryError:
+            shutil.rmtree(target)  # an interrupted clone: start again
+    clones.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=".clone-", dir=clones))
+    try:
+        repo = git.Repo.clone_from(url, partial, bare=True, env=_ENV)
+        repo.git.config("remote.origin.fetch", "+refs/heads/*:refs/heads/*")
+        repo.close()
+        partial.rename(target)
+    except git.GitCommandError as e:
+        raise ConfigError(
+            f"cannot clone {url}: {_stderr(e)}; check GEORGE_REPO (or --repo) and that this "
+            "machine can read the repository"
+        ) from e
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return git.Repo(target), True
+
+
+def _stderr(error: git.GitCommandError) -> str:
+    text = str(error.stderr or error).strip()
+    text = re.sub(r"^stderr: ?", "", text).strip().strip("'").strip()
+    return " ".join(text.split()) or f"git exited with {error.status}"

@@ -1,0 +1,192 @@
+"""Where desired state comes from: `ManifestSource` follows a branch of a Git repository and
+turns each new revision into a `Snapshot`; `load_worktree` reads the files on disk instead.
+
+The engine calls `sync()` (blocking: run it in a thread) and `checkout(sha)`, the folder where
+`run` commands resolve; the CLI builds a source from `Settings`. Only commits are desired
+state. Syncing is incremental: an unchanged revision returns the previous snapshot, and a new
+one parses only the files whose contents changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from georgebot.config import Settings
+from georgebot.errors import ConfigError
+from georgebot.manifests.gitrepo import GitRepository, is_sha, is_url, work_tree
+from georgebot.manifests.parsing import SUFFIXES, ParsedFile, parse_file
+from georgebot.manifests.snapshot import Revision, Snapshot
+from georgebot.manifests.validation import Validator
+
+WORKTREE = "worktree"  # the revision id of a snapshot read from the files on disk
+
+
+class ManifestSource:
+    """Follows `branch` (default: the repository's current branch, or a clone's default) of
+    `repo`, a local path or a URL cloned under `home/clones`. Thread-safe."""
+
+    def __init__(
+        self,
+        repo: str,
+        *,
+        branch: str | None = None,
+        path: str = "manifests",
+        home: Path = Path(".george"),
+        default_channel: str = "#george",
+    ) -> None:
+        self.repo = repo
+        self.branch = branch
+        self.path = _clean(path)
+        self.home = home.absolute()
+        self.last: Snapshot | None = None
+        self.parsed_files = 0  # files parsed so far: unchanged files are never parsed twice
+        self._validator = Validator(default_channel)
+        self._git: GitRepository | None = None
+        self._files: dict[str, tuple[str, ParsedFile]] = {}  # file -> (blob id, parsed)
+        self._tree: str | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ManifestSource:
+        return cls(
+            settings.repo,
+            branch=settings.branch,
+            path=settings.path,
+            home=settings.home,
+            default_channel=settings.default_channel,
+        )
+
+    def __enter__(self) -> ManifestSource:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._git is not None:
+                self._git.close()
+                self._git = None
+
+    @property
+    def renders(self) -> int:
+        """Jobs rendered so far (a job and template unchanged since the last sync are not)."""
+        return self._validator.renders
+
+    def sync(self) -> Snapshot:
+        """The snapshot of the branch's head. Raises ConfigError (unusable repository, branch
+        or path) or TemporaryError (a fetch failed: keep the last snapshot)."""
+        with self._lock:
+            repo = self._open()
+            repo.fetch()
+            if self.branch is None:
+                self.branch = repo.current_branch()
+            revision = repo.resolve(self.branch)
+            last = self.last
+            if last is not None and last.revision.sha == revision.sha:
+                return last
+            listing = repo.listing(revision.sha, self.path, SUFFIXES)
+            if listing is None:
+                raise ConfigError(
+                    f"there is no folder {self.path!r} in commit {revision.sha[:7]} of branch "
+                    f"{self.branch!r} of {self.repo}; set GEORGE_PATH (or --path) to the folder "
+                    "holding the manifests, relative to the repository root"
+                )
+            if last is not None and listing.tree == self._tree:
+                snapshot = dataclasses.replace(last, revision=revision)
+            else:
+                files: dict[str, tuple[str, ParsedFile]] = {}
+                for file, blob in listing.blobs.items():
+                    known = self._files.get(file)
+                    if known is None or known[0] != blob:
+                        known = (blob, parse_file(file, repo.read(blob)))
+                        self.parsed_files += 1
+                    files[file] = known
+                self._files = files
+                snapshot = self._validator.snapshot(revision, [p for _, p in files.values()])
+            self._tree = listing.tree
+            self.last = snapshot
+            return snapshot
+
+    def checkout(self, sha: str) -> Path:
+        """The repository's tree at commit `sha`, under `home/checkouts/<sha>/`: the working
+        directory of `run` steps. Made once; later calls return the same folder."""
+        if not is_sha(sha):
+            raise ValueError(f"{sha!r} is not a full commit id")
+        target = self.home / "checkouts" / sha
+        if target.is_dir():
+            return target
+        with self._lock:
+            if target.is_dir():
+                return target
+            repo = self._open()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=target.parent))
+            try:
+                repo.archive(sha, partial)
+                partial.rename(target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+            return target
+
+    def _open(self) -> GitRepository:
+        if self._git is None:
+            self._git = GitRepository.open(self.repo, home=self.home)
+        return self._git
+
+
+def find_root(location: str) -> Path:
+    """The folder `validate --worktree` reads: the Git work tree holding `location`, or
+    `location` itself when it is a plain folder."""
+    if is_url(location):
+        raise ConfigError(
+            f"--worktree reads files on disk, but the repository is a URL ({location}); "
+            "run it inside a checkout or pass --repo PATH"
+        )
+    root = work_tree(location)
+    if root is not None:
+        return root
+    if Path(location).is_dir():
+        return Path(location)
+    raise ConfigError(f"{location!r} is not a folder; set GEORGE_REPO (or --repo) to a checkout")
+
+
+def load_worktree(root: Path, path: str, default_channel: str) -> Snapshot:
+    """The manifests as they are on disk under `root/path`, committed or not (revision
+    `worktree`): for checking an edit before committing it."""
+    base = root / _clean(path)
+    if not base.is_dir():
+        raise ConfigError(
+            f"there is no folder {path!r} in {root}; set GEORGE_PATH (or --path) to the folder "
+            "holding the manifests, relative to the repository root"
+        )
+    files: list[ParsedFile] = []
+    for folder, dirs, names in os.walk(base):
+        dirs.sort()
+        for name in sorted(names):
+            file = Path(folder, name)
+            if name.endswith(SUFFIXES) and file.is_file() and not file.is_symlink():
+                files.append(parse_file(file.relative_to(root).as_posix(), file.read_bytes()))
+    revision = Revision(sha=WORKTREE, message=f"files on disk in {root}")
+    return Validator(default_channel).snapshot(revision, files)
+
+
+def _clean(path: str) -> str:
+    parts = [p for p in Path(path).as_posix().split("/") if p not in ("", ".")]
+    if ".." in parts or Path(path).is_absolute():
+        raise ConfigError(f"GEORGE_PATH {path!r} must be a folder inside the repository")
+    return "/".join(parts) or "."
