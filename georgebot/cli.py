@@ -16,17 +16,16 @@ from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
 import click
-import sqlalchemy
 from pydantic import ValidationError
 
-from georgebot import __version__, errors
+from georgebot import __version__
 from georgebot.config import Settings
 from georgebot.errors import ConfigError, TemporaryError
 from georgebot.manifests.schema import schema_text
 from georgebot.manifests.snapshot import Snapshot
 from georgebot.manifests.source import ManifestSource, find_root, load_worktree
 from georgebot.model.views import StatusView, iso
-from georgebot.store import Store, open_database
+from georgebot.store import Store, reading
 from georgebot.store.views import status_view
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -213,17 +212,9 @@ def audit(settings: Settings, job: str, as_json: bool) -> None:
 
 
 def _read(settings: Settings, query: Callable[[Store], T]) -> T:
-    """Opens the database read-only (no migration, no sync): safe beside `georgebot run`."""
-    db = open_database(settings.database_url, upgrade=False)
-    try:
+    """Reads only (no migration, no sync): safe beside a running `georgebot run`."""
+    with reading(settings.database_url) as db:
         return query(Store(db))
-    except sqlalchemy.exc.OperationalError as e:
-        raise errors.ConfigError(
-            f"no George state in {settings.database_url}: run `georgebot reconcile` or "
-            "`georgebot run` first"
-        ) from e
-    finally:
-        db.close()
 
 
 def _status_text(view: StatusView) -> str:

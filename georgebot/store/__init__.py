@@ -3,7 +3,7 @@
 Rows never leave this package; callers get views (`model/views.py`) or plain values.
 """
 
-from georgebot.store.database import Database, open_database
+from georgebot.store.database import Database, open_database, reading
 from georgebot.store.repository import RunState, StepState, StepUpdate, Store
 
-__all__ = ["Database", "RunState", "StepState", "StepUpdate", "Store", "open_database"]
+__all__ = ["Database", "RunState", "StepState", "StepUpdate", "Store", "open_database", "reading"]

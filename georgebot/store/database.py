@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from georgebot.errors import ConfigError
 
@@ -79,6 +81,25 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
         db.close()
         raise ConfigError(f"cannot open the database {_redact(url)}: {e.orig}") from e
     return db
+
+
+@contextmanager
+def reading(url: str) -> Iterator[Database]:
+    """For `status` and `audit`: no migration, no writes; a database George never wrote is
+    a ConfigError that says how to make one."""
+    missing = ConfigError(
+        f"no George state in {_redact(url)}: run `georgebot reconcile` or `georgebot run` first"
+    )
+    database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+    if database not in (None, "", ":memory:") and not Path(database).exists():
+        raise missing  # connecting would create the file, and status never writes
+    db = open_database(url, upgrade=False)
+    try:
+        yield db
+    except (OperationalError, ProgrammingError) as e:
+        raise missing from e
+    finally:
+        db.close()
 
 
 def _redact(url: str) -> str:

@@ -17,6 +17,7 @@ import pytest
 
 from georgebot.model.status import JobStatus
 from georgebot.store import Store, open_database
+from tests.e2e.conftest import MakeRepo
 
 pytestmark = pytest.mark.slow
 
@@ -127,6 +128,7 @@ def test_sigkill_at_any_moment_loses_nothing(repo: Path, tmp_path: Path) -> None
 
     db = open_database(db_url)
     store = Store(db)
+    recovered = 0
     for i in range(3):
         name = f"job-{i}"
         run = store.load_runs([name])[0]
@@ -141,8 +143,10 @@ def test_sigkill_at_any_moment_loses_nothing(repo: Path, tmp_path: Path) -> None
             # No execution after the one that succeeded; every re-run is a recorded recovery.
             assert max(executions) == len(attempts) == run.step(step).attempts
             recoveries = [e for e in attempts if e.reason == "Recovered"]
+            recovered += len(recoveries)
             assert len(attempts) - 1 == len(recoveries), (name, step)
             for event in recoveries:
                 restart = max(r for r in restarts if r <= event.at)
                 assert (event.at - restart).total_seconds() < 15
     db.close()
+    assert recovered, "no kill landed while a step was running"
