@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,34 +49,14 @@ spec:
 """
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
-
-
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "ops"
-    (repo / "manifests").mkdir(parents=True)
-    (repo / "tools").mkdir()
-    tool = repo / "tools" / "work"
-    tool.write_text(TOOL)
-    tool.chmod(0o755)
-    (repo / "manifests" / "agents.yaml").write_text(AGENT)
-    (repo / "manifests" / "chain.yaml").write_text(TEMPLATE)
+def repo(make_repo: MakeRepo) -> Path:
     jobs = "---\n".join(
-        textwrap.dedent(f"""\
-        apiVersion: george/v1
-        kind: Job
-        metadata: {{name: job-{i}}}
-        spec: {{template: chain}}
-        """)
+        f"apiVersion: george/v1\nkind: Job\nmetadata: {{name: job-{i}}}\nspec: {{template: chain}}\n"
         for i in range(3)
     )
-    (repo / "manifests" / "jobs.yaml").write_text(jobs)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", ".")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "jobs")
-    return repo
+    return make_repo({"tools/work": TOOL, "manifests/agents.yaml": AGENT,
+                      "manifests/chain.yaml": TEMPLATE, "manifests/jobs.yaml": jobs})
 
 
 def test_sigkill_at_any_moment_loses_nothing(repo: Path, tmp_path: Path) -> None:
