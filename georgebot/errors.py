@@ -62,14 +62,24 @@ class TemporaryError(StepError):
 
 
 class PermanentError(StepError):
-    """A failed attempt: the step is retried while its `retries` last, then it is Failed."""
+    """A failed attempt: the step is retried while its `retries` last, then it is Failed.
+    `final` fails it at once (a budget spent: trying again would spend another)."""
 
-    def __init__(self, message: str, *, reason: str = "StepFailed") -> None:
+    def __init__(self, message: str, *, reason: str = "StepFailed", final: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
+        self.final = final
 
 
-class CapabilityMissing(PermanentError):
+class StepBlocked(PermanentError):
+    """The step cannot go on until something changes (a grant, a condition, a credential):
+    Blocked with `reason`, tried again when a commit changes the job or its agent, or on retry."""
+
+    def __init__(self, message: str, *, reason: str = "ConditionsNotMet") -> None:
+        super().__init__(message, reason=reason)
+
+
+class CapabilityMissing(StepBlocked):
     """The step's agent lacks what the step needs; Blocked until a commit grants it."""
 
     def __init__(self, capability: str, message: str | None = None) -> None:

@@ -30,6 +30,7 @@ class Outcome:
     result: Done | Wait | None = None
     temporary_delay: timedelta | None = None  # a "try later": Retrying, no retry used up
     temporary: bool = False
+    final: bool = False  # failed, and no retry would help
 
 
 async def run_step_once(runner: AgentRunner, task: StepTask, recorder: StepRecorder) -> Outcome:
@@ -40,10 +41,12 @@ async def run_step_once(runner: AgentRunner, task: StepTask, recorder: StepRecor
         else:
             async with asyncio.timeout((timeout + TIMEOUT_GRACE).total_seconds()):
                 result = await runner.run(task, recorder)
-    except errors.CapabilityMissing as e:
-        return Outcome(StepStatus.BLOCKED, Reason.CAPABILITY_MISSING, str(e))
+    except errors.StepBlocked as e:
+        return Outcome(StepStatus.BLOCKED, e.reason, str(e))
     except errors.TemporaryError as e:
         return Outcome(StepStatus.FAILED, e.reason, str(e), temporary=True, temporary_delay=e.delay)
+    except errors.PermanentError as e:
+        return Outcome(StepStatus.FAILED, e.reason, str(e), final=e.final)
     except errors.StepError as e:
         return Outcome(StepStatus.FAILED, e.reason, str(e))
     except TimeoutError:

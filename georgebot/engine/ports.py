@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from georgebot.model.rendered import RenderedJob
 from georgebot.model.specs import AgentSpec, Step
+from georgebot.model.views import Usage
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,11 @@ class ContextEntry:
     """One item of a step's context (oldest first): output, a note, a person's reply."""
 
     at: datetime
-    role: str  # "output", "note", "user", "assistant", "tool"...
+    role: str  # "output", "note", "user" (a person's reply), "approval", or an agent's own
     text: str
-    author: str | None = None  # a Slack user id for replies
+    author: str | None = None  # a Slack user id for replies and decisions
+    data: dict[str, Any] | None = None  # structured content an agent wrote (an LLM turn)
+    step: str | None = None  # None: the job's thread, seen by every step
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,13 @@ class ApprovalRequest:
     text: str
     approvers: tuple[str, ...]
     quorum: int
+    kind: WaitKind = "ask"
+
+
+WaitKind = Literal["ask", "question", "tool"]
+"""`ask`: a ✅ quorum completes the step. `question` (an LLM's `ask_human`): a reply in the
+job's thread resumes it. `tool` (a `requireApproval` tool call): the decision resumes it, and
+the agent reads the decision from its context."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,14 @@ StepResult = Done | Wait
 class StepRecorder(Protocol):
     """Lets a running agent append to its step's context as it goes (persisted at once)."""
 
-    async def note(self, role: str, text: str) -> None: ...
+    async def note(self, role: str, text: str, data: dict[str, Any] | None = None) -> None: ...
+
+    async def usage(self, model: str, usage: Usage) -> None: ...
+
+    async def post(self, channel: str, text: str) -> None:
+        """A message for people, through the outbox: in the card's thread when `channel`
+        is the job's own, else in `channel` itself."""
+        ...
 
 
 class AgentRunner(Protocol):

@@ -36,6 +36,7 @@ from georgebot.manifests.snapshot import Snapshot
 from georgebot.model.rendered import digest
 from georgebot.model.specs import AgentSpec, StepForm
 from georgebot.model.status import JobStatus, Reason, StepStatus
+from georgebot.model.views import Usage
 from georgebot.store import RunState, StepState, StepUpdate, Store
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,17 @@ class _Recorder:
     job_id: int
     step: str
     clock: Clock
+    channel: str
 
-    async def note(self, role: str, text: str) -> None:
-        self.store.add_context(self.job_id, self.step, role, text, self.clock.now())
+    async def note(self, role: str, text: str, data: dict[str, Any] | None = None) -> None:
+        self.store.add_context(self.job_id, self.step, role, text, self.clock.now(), data=data)
+
+    async def usage(self, model: str, usage: Usage) -> None:
+        self.store.add_usage(self.job_id, self.step, model, usage, self.clock.now())
+
+    async def post(self, channel: str, text: str) -> None:
+        self.store.enqueue(self.job_id, channel=channel, text=text, kind="agent", step=self.step,
+                           thread_of_card=channel == self.channel, at=self.clock.now())
 
 
 @dataclass
@@ -368,7 +377,7 @@ class Engine:
             ()
             if spec.form is not StepForm.LLM
             else tuple(  # only an LLM reads it back
-                ContextEntry(at=c.at, role=c.role, text=c.text, author=c.author)
+                ContextEntry(at=c.at, role=c.role, text=c.text, author=c.author, data=c.data, step=c.step)
                 for c in self.store.context(run.id, step.name)
             )
         )
@@ -396,7 +405,7 @@ class Engine:
                 return
             task = StepTask(**{**task.__dict__, "checkout": checkout})
         task.output_dir.mkdir(parents=True, exist_ok=True)
-        recorder = _Recorder(self.store, run.id, step.name, self.clock)
+        recorder = _Recorder(self.store, run.id, step.name, self.clock, run.channel)
         outcome = await run_step_once(self.runner, task, recorder)
         self._finish(run, step, outcome)
 
@@ -417,6 +426,7 @@ class Engine:
                 "text": request.text,
                 "approvers": list(request.approvers),
                 "quorum": request.quorum,
+                "kind": request.kind,
                 "pinged": False,
             }
             fields["deadline_at"] = now + spec.timeout if spec.timeout else None
@@ -431,7 +441,7 @@ class Engine:
         else:
             failures = step.failures + 1
             fields["failures"] = failures
-            if failures <= spec.retries:
+            if failures <= spec.retries and not outcome.final:
                 to = StepStatus.RETRYING
                 fields["next_attempt_at"] = now + spec.retry_delay(failures)
         moved = self.store.transition(
@@ -454,7 +464,7 @@ class Engine:
                 step=step.name,
                 at=now,
                 thread_of_card=result.request.channel in (run.channel, ""),
-                meta={"digest": step.digest},
+                meta={"digest": step.digest, "wait": result.request.kind},
             )
         elif isinstance(result, Done) and result.output:
             self.store.enqueue(
@@ -548,18 +558,55 @@ class Engine:
                     message=f"{user} is not among the approvers {sorted(approvers)}; ignored",
                 )
                 return Decision.NOT_APPROVER
+            kind = step.waits_for.get("kind", "ask")
+            if kind == "question":
+                self.store.log(
+                    run,
+                    job=job,
+                    step=step_name,
+                    actor=f"user:{user}",
+                    at=now,
+                    reason="Ignored",
+                    message="a question is answered by a reply in the thread",
+                )
+                return Decision.NOT_WAITING
             self.store.add_vote(run, step, user=user, approve=approve, at=now, note=note)
-            if not approve:
-                reason = f"rejected by <@{user}>" + (f": {note}" if note else "")
+            approved_by = self.store.approvers_so_far(step)
+            reached = approve and len(approved_by) >= int(step.waits_for.get("quorum", 1))
+            who = ", ".join(f"<@{u}>" for u in approved_by)
+            rejected = f"rejected by <@{user}>" + (f": {note}" if note else "")
+            if kind == "tool" and (reached or not approve):
+                # The agent continues in a fresh attempt and reads the decision from its context.
+                self.store.add_context(
+                    run.id,
+                    step_name,
+                    "approval",
+                    rejected if not approve else f"approved by {who}",
+                    now,
+                    author=user,
+                    data={"approved": approve, "by": approved_by if approve else [user], "note": note},
+                )
                 self.store.transition(
                     run,
                     step,
-                    StepUpdate(StepStatus.FAILED, Reason.REJECTED, reason, actor=f"user:{user}"),
+                    StepUpdate(
+                        StepStatus.PENDING,
+                        "ToolApproved" if approve else "ToolRejected",
+                        f"approved by {who}" if approve else rejected,
+                        actor=f"user:{user}",
+                    ),
+                    now,
+                )
+                decision = Decision.APPROVED if approve else Decision.REJECTED
+            elif not approve:
+                self.store.transition(
+                    run,
+                    step,
+                    StepUpdate(StepStatus.FAILED, Reason.REJECTED, rejected, actor=f"user:{user}"),
                     now,
                 )
                 decision = Decision.REJECTED
-            elif len(self.store.approvers_so_far(step)) >= int(step.waits_for.get("quorum", 1)):
-                who = ", ".join(f"<@{u}>" for u in self.store.approvers_so_far(step))
+            elif reached:
                 self.store.transition(
                     run,
                     step,
@@ -572,6 +619,35 @@ class Engine:
             self._notify(run.id)
         self.wake()
         return decision
+
+    async def reply(self, job: str, *, user: str, text: str) -> int:
+        """A person's reply in a job's thread: context for every step of the job (stored as
+        given: untrusted text), and the answer to a step waiting on a question, which then
+        continues in a fresh attempt. Returns how many steps it resumed."""
+        async with self._lock:
+            now = self.clock.now()
+            runs = self.store.load_runs([job])
+            if not runs:
+                return 0
+            run = runs[0]
+            self.store.add_context(run.id, None, "user", text, now, author=user)
+            resumed = [
+                s
+                for s in planning.live_steps(run)
+                if s.status is StepStatus.WAITING and (s.waits_for or {}).get("kind") == "question"
+            ]
+            for step in resumed:
+                self.store.transition(
+                    run,
+                    step,
+                    StepUpdate(StepStatus.PENDING, "Answered", f"<@{user}> answered", actor=f"user:{user}"),
+                    now,
+                )
+            if resumed:
+                self._notify(run.id)
+        if resumed:
+            self.wake()
+        return len(resumed)
 
     async def retry(self, job: str, *, actor: str) -> RetryResult:
         """Resets a job's failed and blocked steps (Slack's `retry`, the CLI)."""

@@ -86,7 +86,8 @@ class GitRepository:
         except git.InvalidGitRepositoryError as e:
             raise ConfigError(
                 f"{str(Path(location).resolve())!r} is not inside a Git repository; run George "
-                "from the repository holding your manifests or set GEORGE_REPO (or --repo)"
+                "from the repository holding your manifests, set GEORGE_REPO (or --repo), or "
+                "create one with the demo processes: georgebot init DIR"
             ) from e
         return cls(repo, location, remote=False)
 
@@ -195,6 +196,21 @@ class GitRepository:
             tar.seek(0)
             with tarfile.open(fileobj=tar) as archive:
                 archive.extractall(dest, filter="data")
+
+
+def commit_new_repository(directory: Path, message: str) -> str:
+    """`georgebot init`: a new repository holding the files in `directory`, committed (with
+    their executable bits). Returns the commit's SHA."""
+    repo = git.Repo.init(directory, initial_branch="main")
+    try:
+        reader = repo.config_reader()
+        name = str(reader.get_value("user", "name", "George"))
+        email = str(reader.get_value("user", "email", "george@localhost"))
+        actor = git.Actor(name, email)
+        repo.git.add(A=True)
+        return str(repo.index.commit(message, author=actor, committer=actor).hexsha)
+    finally:
+        repo.close()
 
 
 def _clone(url: str, clones: Path) -> tuple[git.Repo, bool]:

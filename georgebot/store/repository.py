@@ -534,18 +534,26 @@ class Store:
             s.commit()
 
     def release_leases(self, owner: str, at: datetime) -> int:
-        """On a clean shutdown: this process's running steps are free to run again at once."""
+        """On a clean shutdown: this process's running steps are free to run again at once,
+        and the log says why they will run again."""
         with self.session() as s:
-            result = s.execute(
-                sa.update(StepRunRow)
+            rows = s.exec(
+                select(StepRunRow, JobRunRow)
+                .join(JobRunRow, col(JobRunRow.id) == col(StepRunRow.job_id))
                 .where(
                     col(StepRunRow.lease_owner) == owner,
                     col(StepRunRow.status) == StepStatus.RUNNING.value,
                 )
-                .values(lease_expires_at=at)
-            )
+            ).all()
+            for step, job in rows:
+                step.lease_expires_at = at
+                s.add(step)
+                s.add(EventRow(at=at, job_id=job.id, job=job.name, step=step.name, actor="engine",
+                               reason="Interrupted",
+                               message=f"George stopped during attempt {step.attempts}; "
+                                       "the next start runs it again"))
             s.commit()
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            return len(rows)
 
     def transition(
         self,
