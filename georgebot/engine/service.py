@@ -13,7 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -394,20 +394,27 @@ class Engine:
         )
 
     async def _attempt(self, run: RunState, step: StepState, task: StepTask) -> None:
-        if task.step.form in (StepForm.RUN, StepForm.LLM):
-            try:
-                checkout = self._checkouts.get(task.revision)
-                if checkout is None:
-                    checkout = await asyncio.to_thread(self.source.checkout, task.revision)
-                    self._checkouts[task.revision] = checkout
-            except errors.GeorgeError as e:
-                self._finish(run, step, Outcome(StepStatus.FAILED, "CheckoutFailed", str(e), temporary=True))
-                return
-            task = StepTask(**{**task.__dict__, "checkout": checkout})
-        task.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            task = await self._prepare(task)
+        except (errors.GeorgeError, OSError) as e:  # a workspace problem: try again later
+            self._finish(run, step, Outcome(StepStatus.FAILED, "WorkspaceUnavailable",
+                                            f"could not prepare the step's workspace: {e}",
+                                            temporary=True))
+            return
         recorder = _Recorder(self.store, run.id, step.name, self.clock, run.channel)
         outcome = await run_step_once(self.runner, task, recorder)
         self._finish(run, step, outcome)
+
+    async def _prepare(self, task: StepTask) -> StepTask:
+        """The checkout of the synced revision (for commands) and the job's output folder."""
+        if task.step.form in (StepForm.RUN, StepForm.LLM):
+            checkout = self._checkouts.get(task.revision)
+            if checkout is None:
+                checkout = await asyncio.to_thread(self.source.checkout, task.revision)
+                self._checkouts[task.revision] = checkout
+            task = replace(task, checkout=checkout)
+        task.output_dir.mkdir(parents=True, exist_ok=True)
+        return task
 
     def _finish(self, run: RunState, step: StepState, outcome: Outcome) -> None:
         now = self.clock.now()

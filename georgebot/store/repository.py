@@ -88,7 +88,8 @@ class StepUpdate:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def _step(row: StepRunRow) -> StepState:
+def _step(row: Any) -> StepState:
+    """From an ORM row or a Core row alike (both read by attribute)."""
     assert row.id is not None
     return StepState(
         id=row.id,
@@ -115,7 +116,7 @@ def _step(row: StepRunRow) -> StepState:
 _SPECS: dict[str, RenderedJob] = {}
 
 
-def _spec(row: JobRunRow) -> RenderedJob:
+def _spec(row: Any) -> RenderedJob:
     """Specs are immutable per digest; parsing each once keeps passes cheap."""
     spec = _SPECS.get(row.digest)
     if spec is None:
@@ -125,7 +126,7 @@ def _spec(row: JobRunRow) -> RenderedJob:
     return spec
 
 
-def _run(row: JobRunRow, steps: Iterable[StepRunRow]) -> RunState:
+def _run(row: Any, steps: Iterable[Any]) -> RunState:
     assert row.id is not None
     return RunState(
         id=row.id,
@@ -191,29 +192,33 @@ class Store:
     # --- job runs -------------------------------------------------------------------
 
     def load_active(self) -> list[RunState]:
-        with self.session() as s:
-            runs = s.exec(select(JobRunRow).where(col(JobRunRow.active))).all()
-            return self._with_steps(s, runs)
+        return self._load(_jobs.c.active.is_(True))
 
     def load_runs(self, names: Sequence[str] | None = None) -> list[RunState]:
         """The latest run of each job (or of the named ones), active or finished."""
-        with self.session() as s:
-            latest = sa.select(sa.func.max(JobRunRow.id)).group_by(JobRunRow.name)
-            if names is not None:
-                latest = latest.where(col(JobRunRow.name).in_(names))
-            runs = s.exec(select(JobRunRow).where(col(JobRunRow.id).in_(latest))).all()
-            return sorted(self._with_steps(s, runs), key=lambda r: r.name)
+        latest = sa.select(sa.func.max(_jobs.c.id)).group_by(_jobs.c.name)
+        if names is not None:
+            latest = latest.where(_jobs.c.name.in_(names))
+        return sorted(self._load(_jobs.c.id.in_(latest)), key=lambda r: r.name)
 
     def load_runs_by_id(self, run_ids: Sequence[int]) -> list[RunState]:
-        with self.session() as s:
-            runs = s.exec(select(JobRunRow).where(col(JobRunRow.id).in_(run_ids))).all()
-            return self._with_steps(s, runs)
+        return self._load(_jobs.c.id.in_(run_ids))
 
     def load_run(self, run_id: int) -> RunState:
-        with self.session() as s:
-            row = s.get(JobRunRow, run_id)
-            assert row is not None
-            return self._with_steps(s, [row])[0]
+        [run] = self._load(_jobs.c.id == run_id)
+        return run
+
+    def _load(self, where: sa.ColumnElement[bool]) -> list[RunState]:
+        """Runs and their steps in two queries (Core: passes read often, and cheaply)."""
+        with self.db.engine.connect() as conn:
+            runs = conn.execute(sa.select(_jobs).where(where)).all()
+            if not runs:
+                return []
+            by_job: dict[int, list[Any]] = {}
+            steps = conn.execute(sa.select(_steps).where(_steps.c.job_id.in_([r.id for r in runs])))
+            for step in steps:
+                by_job.setdefault(step.job_id, []).append(step)
+        return [_run(r, by_job.get(r.id, [])) for r in runs]
 
     def latest_run_names(self) -> dict[str, tuple[int, bool, str]]:
         """name -> (run id, active, file) for every job ever seen; used by pruning."""
@@ -226,53 +231,59 @@ class Store:
             ).all()
             return {name: (int(i or 0), active, file) for i, name, active, file in rows}
 
-    def _with_steps(self, s: Session, runs: Sequence[JobRunRow]) -> list[RunState]:
-        if not runs:
-            return []
-        ids = [r.id for r in runs]
-        by_job: dict[int, list[StepRunRow]] = {}
-        for step in s.exec(select(StepRunRow).where(col(StepRunRow.job_id).in_(ids))).all():
-            by_job.setdefault(step.job_id, []).append(step)
-        return [_run(r, by_job.get(r.id or 0, [])) for r in runs]
-
     def create_run(self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime) -> RunState:
-        with self.session() as s:
-            row = JobRunRow(
-                name=job.name,
-                template=job.template,
-                status=JobStatus.PENDING.value,
-                digest=job.digest,
-                spec=job.model_dump(mode="json"),
-                file=file,
-                revision=revision,
-                channel=job.channel,
-                created_at=at,
-                updated_at=at,
-                progress_at=at,
-                conditions=[],
-            )
-            s.add(row)
-            s.flush()
-            assert row.id is not None
-            for position, step in enumerate(job.steps):
-                s.add(
-                    StepRunRow(
-                        job_id=row.id, name=step.name, position=position, digest=job.step_digest(step.name)
-                    )
-                )
-            s.add(
-                EventRow(
-                    at=at,
-                    job_id=row.id,
-                    job=job.name,
-                    actor=actor,
-                    to_status="Pending",
-                    reason="Created",
-                    message=f"job created from template {job.template}",
+        with self.db.engine.begin() as conn:
+            inserted = conn.execute(
+                sa.insert(_jobs).values(
+                    name=job.name,
+                    template=job.template,
+                    status=JobStatus.PENDING.value,
+                    active=True,
+                    generation=1,
+                    digest=job.digest,
+                    spec=job.model_dump(mode="json"),
+                    file=file,
+                    revision=revision,
+                    channel=job.channel,
+                    created_at=at,
+                    updated_at=at,
+                    progress_at=at,
+                    conditions=[],
                 )
             )
-            s.commit()
-            return self._with_steps(s, [row])[0]
+            run_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
+            conn.execute(
+                sa.insert(_steps),
+                [
+                    {
+                        "job_id": run_id,
+                        "name": step.name,
+                        "position": position,
+                        "status": "Pending",
+                        "attempts": 0,
+                        "failures": 0,
+                        "message": "",
+                        "agent_digest": "",
+                        "digest": job.step_digest(step.name),
+                    }
+                    for position, step in enumerate(job.steps)
+                ],
+            )
+            conn.execute(
+                _INSERT_EVENT,
+                {
+                    "at": at,
+                    "job_id": run_id,
+                    "job": job.name,
+                    "step": None,
+                    "actor": actor,
+                    "from_status": None,
+                    "to_status": "Pending",
+                    "reason": "Created",
+                    "message": f"job created from template {job.template}",
+                },
+            )
+        return self.load_run(int(run_id))
 
     def apply_generation(
         self,
@@ -391,29 +402,19 @@ class Store:
         at: datetime,
         active: bool | None = None,
     ) -> None:
-        with self.session() as s:
-            row = s.get(JobRunRow, run.id)
-            assert row is not None
-            if row.status != status.value:
-                s.add(
-                    EventRow(
-                        at=at,
-                        job_id=run.id,
-                        job=run.name,
-                        actor=actor,
-                        from_status=row.status,
-                        to_status=status.value,
-                        message=message,
-                    )
+        values: dict[str, Any] = {"status": status.value, "updated_at": at}
+        if active is not None:
+            values |= {"active": active, "finished_at": None if active else at}
+        with self.db.engine.begin() as conn:
+            current = conn.execute(sa.select(_jobs.c.status).where(_jobs.c.id == run.id)).scalar_one()
+            if current != status.value:
+                conn.execute(
+                    _INSERT_EVENT, _event(at, run, None, actor, current, status.value, None, message)
                 )
-                row.status = status.value
-            if active is not None:
-                row.active = run.active = active
-                row.finished_at = None if active else at
-            row.updated_at = at
-            s.add(row)
-            s.commit()
+            conn.execute(_TOUCH, {"p_id": run.id, **values})
         run.status = status
+        if active is not None:
+            run.active = active
 
     def set_conditions(self, run: RunState, conditions: list[dict[str, Any]], at: datetime) -> None:
         with self.session() as s:
@@ -548,10 +549,18 @@ class Store:
             for step, job in rows:
                 step.lease_expires_at = at
                 s.add(step)
-                s.add(EventRow(at=at, job_id=job.id, job=job.name, step=step.name, actor="engine",
-                               reason="Interrupted",
-                               message=f"George stopped during attempt {step.attempts}; "
-                                       "the next start runs it again"))
+                s.add(
+                    EventRow(
+                        at=at,
+                        job_id=job.id,
+                        job=job.name,
+                        step=step.name,
+                        actor="engine",
+                        reason="Interrupted",
+                        message=f"George stopped during attempt {step.attempts}; "
+                        "the next start runs it again",
+                    )
+                )
             s.commit()
             return len(rows)
 
@@ -645,9 +654,19 @@ class Store:
         author: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        with self.session() as s:
-            s.add(ContextRow(job_id=job_id, step=step, role=role, text=text, at=at, author=author, data=data))
-            s.commit()
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                _INSERT_CONTEXT,
+                {
+                    "job_id": job_id,
+                    "step": step,
+                    "role": role,
+                    "text": text,
+                    "at": at,
+                    "author": author,
+                    "data": data,
+                },
+            )
 
     def context(self, job_id: int, step: str | None = None) -> list[ContextRow]:
         with self.session() as s:
@@ -700,20 +719,22 @@ class Store:
         meta: dict[str, Any] | None = None,
         at: datetime,
     ) -> int:
-        with self.session() as s:
-            row = OutboxRow(
-                job_id=job_id,
-                step=step,
-                kind=kind,
-                channel=channel,
-                text=text,
-                thread_of_card=thread_of_card,
-                meta=meta,
-                created_at=at,
+        with self.db.engine.begin() as conn:
+            inserted = conn.execute(
+                _INSERT_OUTBOX,
+                {
+                    "job_id": job_id,
+                    "step": step,
+                    "kind": kind,
+                    "channel": channel,
+                    "text": text,
+                    "thread_of_card": thread_of_card,
+                    "meta": meta,
+                    "created_at": at,
+                    "delivered_at": None,
+                },
             )
-            s.add(row)
-            s.commit()
-            return int(row.id or 0)
+            return int(inserted.inserted_primary_key[0])  # type: ignore[index]
 
     def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
         with self.session() as s:
@@ -858,6 +879,8 @@ _UPDATE_LEASED_STEP = _UPDATE_STEP.where(
     _steps.c.lease_owner == sa.bindparam("p_owner"), _steps.c.status == sa.bindparam("p_running")
 )
 _INSERT_EVENT = sa.insert(EventRow.__table__)  # type: ignore[attr-defined]
+_INSERT_CONTEXT = sa.insert(ContextRow.__table__)  # type: ignore[attr-defined]
+_INSERT_OUTBOX = sa.insert(OutboxRow.__table__)  # type: ignore[attr-defined]
 _jobs = JobRunRow.__table__  # type: ignore[attr-defined]
 _TOUCH = sa.update(_jobs).where(_jobs.c.id == sa.bindparam("p_id"))
 
