@@ -9,10 +9,13 @@ New commands take `@settings_options` for the options every command shares, and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
@@ -90,6 +93,9 @@ def settings_options(command: F) -> F:
 @click.version_option(__version__, prog_name="georgebot")
 def main() -> None:
     """George runs your organisation's slow manual processes as jobs, from Git."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("slack_sdk", "slack_bolt", "aiohttp.access", "apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()
@@ -237,3 +243,52 @@ def _status_text(view: StatusView) -> str:
             line = f"            {s.name:<20} {s.status.value:<10} attempts {s.attempts}  {why}{s.message}"
             lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+# --- the bot ----------------------------------------------------------------------------
+
+
+@main.command()
+@settings_options
+def run(settings: Settings) -> None:
+    """Run George: Git sync, the engine, the HTTP server and Slack (the local Slack when no
+    Slack tokens are set). Stop it with Ctrl-C; running steps resume at the next start."""
+    from georgebot.runtime import run_bot
+
+    asyncio.run(run_bot(settings, announce=lambda line: click.echo(line)))
+    click.echo("George stopped.", err=True)
+
+
+@main.command("local-slack")
+@click.option("--port", type=int, default=None, help="port [GEORGE_LOCAL_SLACK_PORT, default 3000]")
+def local_slack(port: int | None) -> None:
+    """Run only the local Slack: its page, Web API and Socket Mode."""
+    from georgebot.devslack import serve
+
+    settings = build_settings(local_slack_port=port)
+
+    def ready(slack: Any) -> None:
+        click.echo(f"local Slack on {slack.url} (Web API {slack.api_url})")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve("127.0.0.1", settings.local_slack_port, on_ready=ready))
+
+
+@main.command("slack-manifest")
+def slack_manifest() -> None:
+    """Print the Slack app manifest George needs (Socket Mode, /george, events, scopes)."""
+    from georgebot.slack import slack_app_manifest
+
+    click.echo(json.dumps(slack_app_manifest(), indent=2))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Create a manifests repository in DIRECTORY: the demo agents, templates, jobs and tools,
+    committed. Then: GEORGE_REPO=DIRECTORY georgebot run."""
+    from georgebot.manifests.demo import create_demo_repository
+
+    sha = create_demo_repository(directory)
+    click.echo(f"created a manifests repository in {directory} at {sha[:7]}; "
+               f"run it with: GEORGE_REPO={directory} georgebot run")

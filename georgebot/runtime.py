@@ -6,19 +6,27 @@ everything down cleanly. Commands in `cli.py` call `George`; nothing else wires 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from pydantic import SecretStr
 
 from georgebot.agents import StepRunner
 from georgebot.config import Settings
+from georgebot.devslack import LocalSlack
 from georgebot.engine import planning
 from georgebot.engine.ports import Clock, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
+from georgebot.errors import ConfigError
 from georgebot.manifests.source import ManifestSource
+from georgebot.slack import SlackSurface
 from georgebot.store import RunState, Store, open_database
 
 log = logging.getLogger(__name__)
@@ -102,6 +110,7 @@ class George:
             self._loop_task = None
         await self.engine.close()
         await self.runner.close()
+        self.source.close()
         self.db.close()
 
     async def reconcile(self, *, wait: bool, limit: float | None) -> bool:
@@ -130,3 +139,86 @@ class George:
         if soonest is None:
             return 0.5
         return min(max((soonest - now).total_seconds(), 0.05), 1.0)
+
+
+def uses_local_slack(settings: Settings) -> bool:
+    return not any((settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret))
+
+
+@contextlib.asynccontextmanager
+async def local_slack(settings: Settings) -> AsyncIterator[tuple[Settings, LocalSlack | None]]:
+    """With no Slack tokens, the local Slack runs in this process and George connects to it
+    over Socket Mode exactly as to Slack; with tokens, it never starts."""
+    if not uses_local_slack(settings):
+        yield settings, None
+        return
+    settings.home.mkdir(parents=True, exist_ok=True)
+    slack = LocalSlack(port=settings.local_slack_port, state_file=settings.home / "local-slack.json")
+    try:
+        await slack.start()
+    except OSError as e:
+        raise ConfigError(
+            f"the local Slack cannot listen on 127.0.0.1:{settings.local_slack_port} ({e.strerror}): "
+            "set GEORGE_LOCAL_SLACK_PORT to a free port"
+        ) from e
+    try:
+        yield settings.model_copy(update={
+            "slack_bot_token": SecretStr(slack.bot_token),
+            "slack_app_token": SecretStr(slack.app_token),
+            "slack_api_url": slack.api_url,
+        }), slack
+    finally:
+        await slack.close()
+
+
+async def run_bot(settings: Settings, *, announce: Callable[[str], None] = print,
+                  stop: asyncio.Event | None = None) -> None:
+    """`georgebot run`: Git sync, the engine and its scheduler, George's HTTP server on PORT
+    (`/healthz`, and Slack events in HTTP mode) and the Slack connection, until SIGINT or
+    SIGTERM; then everything stops in order and running steps are released for the next start."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    george = George(settings)
+    try:
+        async with local_slack(settings) as (connected, local):
+            surface = SlackSurface(connected, george.engine, george.store)
+            server = await _http_server(settings, george, surface)
+            try:
+                await george.start()
+                await surface.start()
+                if local is not None:
+                    announce(f"George is running: open {local.url} to see the local Slack "
+                             f"(no Slack tokens set; SLACK_BOT_TOKEN and SLACK_APP_TOKEN connect to Slack)")
+                else:
+                    announce(f"George is running: connected to Slack in {surface.mode} mode, "
+                             f"HTTP on port {settings.port}")
+                await stop.wait()
+            finally:
+                await surface.close()
+                await server.cleanup()
+    finally:
+        await george.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _http_server(settings: Settings, george: George, surface: SlackSurface) -> web.AppRunner:
+    async def healthz(_: web.Request) -> web.Response:
+        ready = surface.ready and george.engine.snapshot is not None
+        return web.json_response({"ok": ready, "slack": surface.ready,
+                                  "synced": george.engine.snapshot is not None},
+                                 status=200 if ready else 503)
+
+    app = web.Application()
+    app.add_routes([web.get("/healthz", healthz), *surface.web_routes()])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "0.0.0.0", settings.port).start()
+    except OSError as e:
+        await runner.cleanup()
+        raise ConfigError(f"George cannot listen on port {settings.port} ({e.strerror}): set PORT "
+                          "to a free port") from e
+    return runner

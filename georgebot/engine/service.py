@@ -65,6 +65,7 @@ class Decision(StrEnum):
     REJECTED = "rejected"  # the step failed
     NOT_APPROVER = "not-approver"
     NOT_WAITING = "not-waiting"
+    OUTDATED = "outdated"  # the request asked about an older definition of the step
     UNKNOWN = "unknown"
 
 
@@ -90,8 +91,15 @@ class _Recorder:
         self.store.add_usage(self.job_id, self.step, model, usage, self.clock.now())
 
     async def post(self, channel: str, text: str) -> None:
-        self.store.enqueue(self.job_id, channel=channel, text=text, kind="agent", step=self.step,
-                           thread_of_card=channel == self.channel, at=self.clock.now())
+        self.store.enqueue(
+            self.job_id,
+            channel=channel,
+            text=text,
+            kind="agent",
+            step=self.step,
+            thread_of_card=channel == self.channel,
+            at=self.clock.now(),
+        )
 
 
 @dataclass
@@ -107,7 +115,9 @@ class Engine:
     def __post_init__(self) -> None:
         self.snapshot: Snapshot | None = None
         self.agents: dict[str, AgentSpec] = {}
-        self.supervisor = Supervisor(renew=self._renew, renew_every=self.settings.lease.total_seconds() / 3)
+        self.supervisor = Supervisor(
+            renew=self._renew, renew_every=self.settings.lease.total_seconds() / 3, on_reaped=self.wake
+        )
         self._wake = asyncio.Event()
         self._sync_requested = True
         self._lock = asyncio.Lock()
@@ -397,9 +407,16 @@ class Engine:
         try:
             task = await self._prepare(task)
         except (errors.GeorgeError, OSError) as e:  # a workspace problem: try again later
-            self._finish(run, step, Outcome(StepStatus.FAILED, "WorkspaceUnavailable",
-                                            f"could not prepare the step's workspace: {e}",
-                                            temporary=True))
+            self._finish(
+                run,
+                step,
+                Outcome(
+                    StepStatus.FAILED,
+                    "WorkspaceUnavailable",
+                    f"could not prepare the step's workspace: {e}",
+                    temporary=True,
+                ),
+            )
             return
         recorder = _Recorder(self.store, run.id, step.name, self.clock, run.channel)
         outcome = await run_step_once(self.runner, task, recorder)
@@ -533,6 +550,7 @@ class Engine:
         approve: bool,
         user_groups: frozenset[str] = frozenset(),
         note: str = "",
+        digest: str | None = None,
     ) -> Decision:
         """A person's ✅ or ❌ on an approval request; only listed approvers count."""
         async with self._lock:
@@ -553,6 +571,17 @@ class Engine:
                     message="a decision on a step that is not waiting",
                 )
                 return Decision.NOT_WAITING
+            if digest is not None and digest != step.digest:
+                self.store.log(
+                    run,
+                    job=job,
+                    step=step_name,
+                    actor=f"user:{user}",
+                    at=now,
+                    reason="StaleRequest",
+                    message=f"a decision on a request for an older definition of {step_name}; ignored",
+                )
+                return Decision.OUTDATED
             approvers = set(step.waits_for.get("approvers", []))
             if user not in approvers and not (user_groups & approvers):
                 self.store.log(
@@ -627,7 +656,7 @@ class Engine:
         self.wake()
         return decision
 
-    async def reply(self, job: str, *, user: str, text: str) -> int:
+    async def reply(self, job: str, *, user: str, text: str, step: str | None = None) -> int:
         """A person's reply in a job's thread: context for every step of the job (stored as
         given: untrusted text), and the answer to a step waiting on a question, which then
         continues in a fresh attempt. Returns how many steps it resumed."""
@@ -637,16 +666,18 @@ class Engine:
             if not runs:
                 return 0
             run = runs[0]
-            self.store.add_context(run.id, None, "user", text, now, author=user)
+            self.store.add_context(run.id, step, "user", text, now, author=user)
             resumed = [
                 s
                 for s in planning.live_steps(run)
-                if s.status is StepStatus.WAITING and (s.waits_for or {}).get("kind") == "question"
+                if s.status is StepStatus.WAITING
+                and (s.waits_for or {}).get("kind") == "question"
+                and step in (None, s.name)
             ]
-            for step in resumed:
+            for waiting in resumed:
                 self.store.transition(
                     run,
-                    step,
+                    waiting,
                     StepUpdate(StepStatus.PENDING, "Answered", f"<@{user}> answered", actor=f"user:{user}"),
                     now,
                 )

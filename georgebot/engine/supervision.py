@@ -23,8 +23,15 @@ class _Live:
 
 
 class Supervisor:
-    def __init__(self, *, renew: Callable[[list[int]], None], renew_every: float) -> None:
+    def __init__(
+        self,
+        *,
+        renew: Callable[[list[int]], None],
+        renew_every: float,
+        on_reaped: Callable[[], None] = lambda: None,
+    ) -> None:
         self._live: dict[int, _Live] = {}
+        self._on_reaped = on_reaped  # a freed slot may let a waiting step start
         self._renew = renew
         self._renew_every = renew_every
         self._renewer: asyncio.Task[None] | None = None
@@ -60,6 +67,7 @@ class Supervisor:
             log.error("agent task %s ended with an error", task.get_name(), exc_info=task.exception())
         if not self._live:
             self.idle.set()
+        self._on_reaped()
 
     def running(self, step_id: int) -> bool:
         return step_id in self._live

@@ -1,0 +1,153 @@
+"""What George looks up in Slack and keeps for a while: channel ids by name (joining public
+channels it is not in), user-group members, its own identity, and a person's latest reply
+in a thread. Owned by `SlackSurface`; the publisher and the listeners share one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from georgebot.slack.calls import CallFailed, call
+from georgebot.slack.mrkdwn import is_channel_id
+from georgebot.slack.pacing import MonotonicTicker, Ticker
+
+log = logging.getLogger(__name__)
+
+MAX_PAGES = 50
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: str
+    bot_id: str
+
+
+class Directory:
+    def __init__(self, client: AsyncWebClient, *, ttl: float = 300.0,
+                 ticker: Ticker | None = None) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._ticker = ticker or MonotonicTicker()
+        self._channels: dict[str, str] = {}  # name without '#' -> id
+        self._channels_at: float | None = None
+        self._joined: set[str] = set()
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._identity: Identity | None = None
+
+    # --- identity -------------------------------------------------------------------
+
+    async def identity(self) -> Identity:
+        if self._identity is None:
+            answer = await call("auth.test", self.client.auth_test())
+            self._identity = Identity(str(answer.get("user_id") or ""),
+                                      str(answer.get("bot_id") or ""))
+        return self._identity
+
+    # --- channels -------------------------------------------------------------------
+
+    async def channel(self, ref: str) -> str | None:
+        """The id of a channel given as an id, `#name` or `name`, joined if it is public;
+        None when no channel George can see has that name."""
+        if not ref:
+            return None
+        if is_channel_id(ref):
+            await self.join(ref)
+            return ref
+        name = ref.removeprefix("#").lower()
+        found = self._channels.get(name)
+        if found is None and self._stale():
+            await self._load_channels()
+            found = self._channels.get(name)
+        if found is not None:
+            await self.join(found)
+        return found
+
+    def _stale(self) -> bool:
+        return self._channels_at is None or self._ticker.now() - self._channels_at > self.ttl
+
+    async def _load_channels(self) -> None:
+        names: dict[str, str] = {}
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            page = await call("conversations.list", self.client.conversations_list(
+                types="public_channel", exclude_archived=True, limit=1000, cursor=cursor))
+            for channel in page.get("channels") or []:
+                names[str(channel.get("name", "")).lower()] = str(channel.get("id"))
+                if channel.get("is_member"):
+                    self._joined.add(str(channel.get("id")))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        self._channels = names
+        self._channels_at = self._ticker.now()
+
+    async def join(self, channel_id: str) -> None:
+        """Joins a public channel once, so George hears replies and reactions there.
+        Private channels need an invitation; that failure is only logged."""
+        if channel_id in self._joined:
+            return
+        try:
+            await call("conversations.join", self.client.conversations_join(channel=channel_id))
+        except CallFailed as e:
+            if e.temporary:
+                raise
+            log.info("could not join %s (%s); invite George there if it should post",
+                     channel_id, e.error)
+        self._joined.add(channel_id)
+
+    def forget_channel(self, channel_id: str) -> None:
+        """After `not_in_channel`: join again next time."""
+        self._joined.discard(channel_id)
+
+    # --- user groups ----------------------------------------------------------------
+
+    async def members(self, group: str) -> frozenset[str]:
+        now = self._ticker.now()
+        cached = self._groups.get(group)
+        if cached is not None and now - cached[0] <= self.ttl:
+            return cached[1]
+        answer = await call("usergroups.users.list",
+                            self.client.usergroups_users_list(usergroup=group))
+        users = frozenset(str(u) for u in answer.get("users") or [])
+        self._groups[group] = (now, users)
+        return users
+
+    async def groups_of(self, user: str, candidates: frozenset[str]) -> frozenset[str]:
+        """Which of the user groups in `candidates` (`S…` ids) `user` belongs to."""
+        found: set[str] = set()
+        for group in sorted(g for g in candidates if g.startswith("S")):
+            try:
+                if user in await self.members(group):
+                    found.add(group)
+            except CallFailed as e:
+                log.warning("could not list the members of user group %s: %s", group, e.error)
+        return frozenset(found)
+
+    # --- threads --------------------------------------------------------------------
+
+    async def latest_reply(self, channel: str, thread_ts: str, user: str, after: str) -> str:
+        """The text of `user`'s latest reply in a thread, posted after `after`; '' if none."""
+        text = ""
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            page = await call("conversations.replies", self.client.conversations_replies(
+                channel=channel, ts=thread_ts, oldest=after, limit=200, cursor=cursor))
+            for message in page.get("messages") or []:
+                if (message.get("user") == user and not message.get("bot_id")
+                        and _ts(str(message.get("ts", "0"))) > _ts(after)):
+                    text = str(message.get("text") or "")
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return text
+
+
+def _ts(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    try:
+        return int(seconds), int((micros or "0").ljust(6, "0")[:6])
+    except ValueError:
+        return 0, 0

@@ -1,0 +1,248 @@
+"""The bolt listeners: each acknowledges, parses, delegates to the engine and renders the
+answer (STYLE.md rule 3). Acknowledging comes first and the rest runs in `Work`, so Slack
+hears back within its 3 seconds however busy the engine is.
+
+Slack text is untrusted data: it is stored as context as it came and never evaluated.
+`SlackSurface` builds `Listeners` and `app.build_app` registers them on the bolt app.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.models.blocks import Block
+from slack_sdk.web.async_client import AsyncWebClient
+
+from georgebot import errors
+from georgebot.config import Settings
+from georgebot.engine.service import Decision, Engine
+from georgebot.model.views import StatusView
+from georgebot.slack import blocks as render
+from georgebot.slack import commands, messages
+from georgebot.slack.calls import CallFailed, call
+from georgebot.slack.commands import Command
+from georgebot.slack.directory import Directory
+from georgebot.slack.work import Work
+from georgebot.store import Store
+from georgebot.store.views import status_view
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/george"
+EVENTS = ("app_mention", "reaction_added", "reaction_removed", "message", "app_home_opened")
+"""The event types the app subscribes to; each has a listener (see `manifest.py`)."""
+
+_REPLY_SUBTYPES = (None, "thread_broadcast")
+
+
+class Listeners:
+    def __init__(self, settings: Settings, engine: Engine, store: Store, client: AsyncWebClient,
+                 *, directory: Directory, work: Work | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.client = client
+        self.directory = directory
+        self.work = work or Work()
+
+    def register(self, app: AsyncApp) -> None:
+        app.command(COMMAND)(self.on_command)
+        app.event("app_mention")(self.on_mention)
+        app.event("reaction_added")(self.on_reaction_added)
+        app.event("reaction_removed")(self.on_reaction_removed)
+        app.event("message")(self.on_message)
+        app.event("app_home_opened")(self.on_home_opened)
+
+    async def idle(self) -> None:
+        """Waits until nothing acknowledged is still being handled."""
+        await self.work.idle()
+
+    async def close(self) -> None:
+        await self.work.close()
+
+    # --- listeners: ack → parse → delegate → render ---------------------------------
+
+    async def on_command(self, ack: AsyncAck, command: dict[str, Any],
+                         respond: AsyncRespond) -> None:
+        await ack()
+        parsed = commands.parse(str(command.get("text") or ""))
+        user = str(command.get("user_id") or "")
+        self.work.spawn(f"{COMMAND} {parsed.verb}", self._command(parsed, user, respond))
+
+    async def on_mention(self, ack: AsyncAck, event: dict[str, Any]) -> None:
+        await ack()
+        parsed = commands.parse(str(event.get("text") or ""))
+        channel, user = str(event.get("channel") or ""), str(event.get("user") or "")
+        ts = str(event.get("ts") or "")
+        thread = str(event["thread_ts"]) if event.get("thread_ts") else None
+        self.work.spawn(f"mention {parsed.verb}", self._mention(parsed, channel, user, ts, thread))
+
+    async def on_reaction_added(self, ack: AsyncAck, event: dict[str, Any]) -> None:
+        await ack()
+        item = event.get("item") or {}
+        approve = commands.vote(str(event.get("reaction") or ""), self.settings.approve_reactions,
+                                self.settings.reject_reactions)
+        if approve is None or item.get("type") != "message" or not event.get("user"):
+            return
+        channel, ts, user = str(item.get("channel")), str(item.get("ts")), str(event["user"])
+        self.work.spawn(f"reaction by {user}", self._decide(channel, ts, user, approve))
+
+    async def on_reaction_removed(self, ack: AsyncAck, event: dict[str, Any]) -> None:
+        await ack()  # a decision stands; taking a reaction back does not undo it
+        log.debug("reaction %s removed by %s", event.get("reaction"), event.get("user"))
+
+    async def on_message(self, ack: AsyncAck, event: dict[str, Any]) -> None:
+        await ack()
+        thread, ts = event.get("thread_ts"), event.get("ts")
+        if (event.get("subtype") not in _REPLY_SUBTYPES or event.get("bot_id")
+                or not event.get("user") or not thread or thread == ts):
+            return
+        self.work.spawn("thread reply", self._reply(
+            str(event.get("channel")), str(thread), str(ts), str(event["user"]),
+            str(event.get("text") or "")))
+
+    async def on_home_opened(self, ack: AsyncAck, event: dict[str, Any]) -> None:
+        await ack()
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            return
+        self.work.spawn("app home", self._home(str(event["user"])))
+
+    # --- delegates ------------------------------------------------------------------
+
+    async def _command(self, command: Command, user: str, respond: AsyncRespond) -> None:
+        if command.verb == "status":
+            shown = await self._status(command.job, user)
+        elif command.verb == "retry":
+            shown = render.notice(await self._retry(command.job, user))
+        else:
+            shown = _help(command)
+        answer = await respond(blocks=shown[0], text=shown[1], response_type="ephemeral")
+        if answer.status_code != 200:
+            log.warning("Slack refused the answer to %s: %s %s", COMMAND, answer.status_code,
+                        answer.body)
+
+    async def _mention(self, command: Command, channel: str, user: str, ts: str,
+                       thread: str | None) -> None:
+        job = command.job or (await self._job_of_thread(channel, thread) if thread else None)
+        if command.verb == "retry":
+            shown = render.notice(await self._retry(job, user))
+        elif command.verb == "status":
+            shown = await self._status(job, user)
+        else:
+            shown = _help(command)
+        await self._post(channel, shown, thread_ts=thread or ts)
+
+    async def _status(self, job: str | None, user: str) -> render.Rendered:
+        view = status_view(self.store, job)
+        if job is not None:
+            if not view.jobs:
+                return render.notice(messages.no_such_job(job))
+            return render.job_card(view.jobs[0])
+        return render.status_summary(view, user, await self._groups_in(view, user))
+
+    async def _retry(self, job: str | None, user: str) -> str:
+        if job is None:
+            return messages.retry_which_job()
+        try:
+            result = await self.engine.retry(job, actor=f"user:{user}")
+        except errors.InputError as e:
+            return messages.refused(str(e))
+        if not result.steps:
+            return messages.retry_nothing(result.message)
+        return messages.retry_done(result.message)
+
+    async def _decide(self, channel: str, ts: str, user: str, approve: bool) -> None:
+        request = self.store.find_slack_message(channel, ts)
+        if request is None or request.kind != "approval" or not request.step:
+            return
+        run = self.store.load_run(request.job_id)
+        state = run.step(request.step)
+        if state is None:
+            return
+        root = self._thread_root(request.job_id, channel, ts)
+        approvers = [str(a) for a in (state.waits_for or {}).get("approvers", [])]
+        groups = await self.directory.groups_of(user, frozenset(approvers))
+        note = "" if approve else await self.directory.latest_reply(channel, root, user, after=ts)
+        counted_before = user in self.store.approvers_so_far(state)
+        decision = await self.engine.decide(run.name, state.name, user=user, approve=approve,
+                                            user_groups=groups, note=note, digest=request.digest)
+        if decision is Decision.OUTDATED:
+            await self._ephemeral(channel, user, messages.stale_request(state.name), root)
+        elif decision is Decision.APPROVED:
+            await self._post(channel, render.notice(messages.approved(user, state.name)), root)
+        elif decision is Decision.RECORDED and counted_before:
+            await self._ephemeral(channel, user, messages.already_counted(state.name), root)
+        elif decision is Decision.RECORDED:
+            quorum = int((state.waits_for or {}).get("quorum", 1))
+            count = len(self.store.approvers_so_far(state))
+            await self._post(channel, render.notice(
+                messages.approval_recorded(user, state.name, count, quorum)), root)
+        elif decision is Decision.REJECTED:
+            await self._post(channel, render.notice(
+                messages.rejected(user, state.name, note)), root)
+        elif decision is Decision.NOT_APPROVER:
+            await self._ephemeral(channel, user,
+                                  messages.not_an_approver(state.name, approvers), root)
+        elif decision is Decision.NOT_WAITING:
+            now = self.store.load_run(run.id).step(state.name)
+            status = now.status.value if now else "gone"
+            await self._ephemeral(channel, user, messages.not_waiting(state.name, status), root)
+
+    async def _reply(self, channel: str, thread: str, ts: str, user: str, text: str) -> None:
+        owner = self.store.find_slack_message(channel, thread)
+        if owner is None:
+            return
+        identity = await self.directory.identity()
+        if identity.user_id and f"<@{identity.user_id}>" in text:
+            return  # a command to George, answered by the mention listener
+        step = owner.step if owner.kind == "approval" else None
+        job = self.store.load_run(owner.job_id).name
+        await self.engine.reply(job, user=user, text=text, step=step)  # may resume a question
+
+    async def _home(self, user: str) -> None:
+        view = status_view(self.store)
+        home = render.app_home(view, user, await self._groups_in(view, user))
+        await call("views.publish", self.client.views_publish(user_id=user, view=home))
+
+    # --- helpers --------------------------------------------------------------------
+
+    async def _groups_in(self, view: StatusView, user: str) -> frozenset[str]:
+        """The user groups of `user` among the approvers of waiting steps."""
+        wanted = frozenset(a for j in view.jobs for s in j.steps if s.waiting
+                           for a in s.waiting.approvers if a.startswith("S"))
+        return await self.directory.groups_of(user, wanted) if wanted else frozenset()
+
+    async def _job_of_thread(self, channel: str, thread: str) -> str | None:
+        owner = self.store.find_slack_message(channel, thread)
+        return self.store.load_run(owner.job_id).name if owner is not None else None
+
+    def _thread_root(self, job_id: int, channel: str, ts: str) -> str:
+        """Where talk about a request goes: the card's thread when the request is in it."""
+        card = self.store.slack_message(job_id, "card")
+        return card.ts if card is not None and card.channel_id == channel else ts
+
+    async def _post(self, channel: str, shown: tuple[list[Block], str], thread_ts: str) -> None:
+        await call("chat.postMessage", self.client.chat_postMessage(
+            channel=channel, blocks=shown[0], text=shown[1], thread_ts=thread_ts,
+            unfurl_links=False, unfurl_media=False))
+
+    async def _ephemeral(self, channel: str, user: str, text: str, thread_ts: str) -> None:
+        try:
+            await call("chat.postEphemeral", self.client.chat_postEphemeral(
+                channel=channel, user=user, text=text, thread_ts=thread_ts))
+        except CallFailed as e:
+            log.info("could not tell %s privately (%s): %s", user, e.error, text)
+
+
+def _help(command: Command) -> render.Rendered:
+    blocks, text = render.help_text()
+    if command.unknown:
+        prefix = render.notice(messages.not_understood(command.unknown))
+        return prefix[0] + blocks, f"{prefix[1]} {text}"
+    return blocks, text
+
+

@@ -1,0 +1,488 @@
+"""`CardPublisher`: engine changes become one living card per job run, and the outbox becomes
+Slack messages. `SlackSurface` owns it (`start()`/`close()`); the engine calls `notify(run_id)`.
+
+One task does all the sending, so Slack sees a steady trickle: a card is updated at most once
+every `min_interval` seconds and always with the latest state (rendered when sent, not when
+the change happened); `chat.update` calls share a workspace-wide budget, newest changes
+first; a 429 pauses that kind of call for its Retry-After and the change stays owed. The
+card's channel and timestamp are stored, so a restarted George updates the same card; if
+Slack lost it (`message_not_found`), a new one is posted and recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.models.blocks import Block
+from slack_sdk.web.async_client import AsyncWebClient
+
+from georgebot.engine.service import Engine
+from georgebot.model.status import StepStatus
+from georgebot.slack import blocks as render
+from georgebot.slack import messages
+from georgebot.slack.calls import CONNECTION, RATE_LIMITED, CallFailed, call
+from georgebot.slack.directory import Directory
+from georgebot.slack.pacing import Budget, MonotonicTicker, Ticker
+from georgebot.store import Store
+from georgebot.store.views import job_views
+
+log = logging.getLogger(__name__)
+
+NEVER = float("-inf")
+_GONE = ("message_not_found", "channel_not_found", "cant_update_message", "is_archived")
+
+
+@dataclass(frozen=True)
+class PublisherSettings:
+    min_interval: float = 3.0
+    """Seconds between two updates of the same card."""
+    updates_per_minute: int = 50
+    """Workspace-wide `chat.update` budget (Slack allows about 50 a minute)."""
+    burst: int = 5
+    outbox_poll: float = 5.0
+    """Safety net: how often the outbox is read when nothing announced a change."""
+    retry_delay: float = 30.0
+    """After Slack refused a card or a message for a reason that may pass."""
+    connection_delay: float = 5.0
+    max_attempts: int = 5
+    """Refusals of one outbox message before it is given up (and logged)."""
+    approve_reactions: tuple[str, ...] = ("white_check_mark", "heavy_check_mark")
+    reject_reactions: tuple[str, ...] = ("x",)
+
+
+@dataclass
+class PublisherStats:
+    posts: int = 0
+    updates: int = 0
+    rate_limited: int = 0
+    replaced_cards: int = 0
+
+
+@dataclass
+class _Card:
+    channel: str
+    ts: str
+    sent: str | None = None  # the last payload Slack accepted
+    sent_at: float = NEVER
+
+
+@dataclass
+class _Change:
+    seq: int
+    at: float
+
+
+@dataclass
+class _Pass:
+    now: float
+    due: list[float] = field(default_factory=list)
+
+    def later(self, at: float) -> None:
+        self.due.append(at)
+
+
+class CardPublisher:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        client: AsyncWebClient,
+        *,
+        settings: PublisherSettings | None = None,
+        directory: Directory | None = None,
+        ticker: Ticker | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.client = client
+        self.settings = settings or PublisherSettings()
+        self._ticker = ticker or MonotonicTicker()
+        self.directory = directory or Directory(client, ticker=self._ticker)
+        self.budget = Budget(self.settings.updates_per_minute, self.settings.burst)
+        self.stats = PublisherStats()
+        self.listeners: list[Callable[[int], None]] = []
+        """Called with a run id after Slack accepted something for it (tests, benchmarks)."""
+        self._cards: dict[int, _Card] = {}
+        self._dirty: dict[int, _Change] = {}
+        self._seq = 0
+        self._retry_at: dict[int, float] = {}  # run id -> not before (a refused card)
+        self._row_retry_at: dict[int, float] = {}
+        self._row_failures: dict[int, int] = {}
+        self._paused: dict[str, float] = {}  # "chat.update" | "post" -> until
+        self._wake = asyncio.Event()
+        self._quiet = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self.engine.listeners.append(self.notify)
+        for run in self.store.load_active():
+            self.notify(run.id)  # a restart brings every live card up to date
+        self.wake()
+        self._task = asyncio.create_task(self._loop(), name="slack:card-publisher")
+
+    async def close(self) -> None:
+        with suppress(ValueError):
+            self.engine.listeners.remove(self.notify)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    def notify(self, run_id: int) -> None:
+        """The engine's listener: this run changed; its card is owed an update."""
+        self._seq += 1
+        previous = self._dirty.get(run_id)
+        self._dirty[run_id] = _Change(self._seq, self._ticker.now() if previous is None
+                                      else max(previous.at, self._ticker.now()))
+        self.wake()
+
+    def wake(self) -> None:
+        """Look again now (the outbox may hold something nobody announced)."""
+        self._quiet.clear()
+        self._wake.set()
+
+    async def settled(self) -> None:
+        """Waits until no card update and no outbox message is owed (tests, benchmarks)."""
+        await self._quiet.wait()
+
+    def paused_until(self, method: str) -> float:
+        return self._paused.get("chat.update" if method == "chat.update" else "post", NEVER)
+
+    # --- the loop -------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = await self._pass()
+            except Exception:
+                log.exception("publishing to Slack failed; trying again shortly")
+                delay = self.settings.connection_delay
+            if delay is not None and delay <= 0:
+                await asyncio.sleep(0)  # let the engine run between busy passes
+                continue
+            await self._ticker.wait(self._wake,
+                                    self.settings.outbox_poll if delay is None else delay)
+
+    async def _pass(self) -> float | None:
+        """Sends what is owed and may go now; returns seconds until more may go (None:
+        nothing is scheduled)."""
+        step = _Pass(self._ticker.now())
+        await self._drain_outbox(step)
+        await self._post_new_cards(step)
+        await self._update_cards(step)
+        if not self._dirty and not self.store.pending_outbox(limit=1):
+            self._quiet.set()
+        if not step.due:
+            return None
+        return min(step.due) - self._ticker.now()
+
+    def _blocked(self, kind: str, step: _Pass) -> bool:
+        until = self._paused.get(kind, NEVER)
+        if until > step.now:
+            step.later(until)
+            return True
+        return False
+
+    def _pause_for(self, failure: CallFailed, step: _Pass) -> bool:
+        """A 429 or a lost connection pauses that kind of call; True when it did."""
+        now = self._ticker.now()
+        if failure.error == RATE_LIMITED:
+            kind = "chat.update" if failure.method == "chat.update" else "post"
+            until = now + (failure.retry_after or 1.0)
+            self._paused[kind] = max(self._paused.get(kind, NEVER), until)
+            self.stats.rate_limited += 1
+            log.info("Slack rate-limited %s; waiting %.0fs", failure.method, until - now)
+        elif failure.error == CONNECTION:
+            until = now + self.settings.connection_delay
+            for kind in ("chat.update", "post"):
+                self._paused[kind] = max(self._paused.get(kind, NEVER), until)
+            log.warning("could not reach Slack (%s); trying again in %.0fs", failure.method,
+                        self.settings.connection_delay)
+        else:
+            return False
+        step.later(until)
+        return True
+
+    def _sent(self, run_id: int) -> None:
+        for listener in self.listeners:
+            listener(run_id)
+
+    def _settle(self, run_id: int, seq: int) -> None:
+        """The card shows the state as of `seq`: nothing is owed unless a newer change came."""
+        change = self._dirty.get(run_id)
+        if change is not None and change.seq <= seq:
+            del self._dirty[run_id]
+        self._retry_at.pop(run_id, None)
+
+    # --- cards ----------------------------------------------------------------------
+
+    def _render(self, run_id: int) -> tuple[list[Block], str]:
+        run = self.store.load_run(run_id)
+        return render.job_card(job_views(self.store, [run])[0])
+
+    async def _card(self, run_id: int) -> _Card:
+        """The run's card: remembered, stored (after a restart), or posted now."""
+        card = self._cards.get(run_id)
+        if card is not None:
+            return card
+        row = self.store.slack_message(run_id, "card")
+        if row is not None:
+            card = self._cards[run_id] = _Card(row.channel_id, row.ts)
+            return card
+        return await self._post_card(run_id)
+
+    async def _post_card(self, run_id: int) -> _Card:
+        seq = self._seq
+        run = self.store.load_run(run_id)
+        blocks, text = render.job_card(job_views(self.store, [run])[0])
+        channel = await self.directory.channel(run.channel) or run.channel
+        channel_id, ts = await self._post(channel, text=text, blocks=blocks)
+        self.store.record_slack_message(run_id, kind="card", channel_id=channel_id, ts=ts,
+                                        at=self.engine.clock.now())
+        card = _Card(channel_id, ts, _payload(blocks, text), self._ticker.now())
+        self._cards[run_id] = card
+        self._settle(run_id, seq)
+        self._sent(run_id)
+        return card
+
+    async def _post_new_cards(self, step: _Pass) -> None:
+        for run_id in [r for r in self._dirty if r not in self._cards]:
+            if self._blocked("post", step):
+                return
+            if self._retry_at.get(run_id, NEVER) > step.now:
+                step.later(self._retry_at[run_id])
+                continue
+            try:
+                await self._card(run_id)
+            except CallFailed as e:
+                if self._pause_for(e, step):
+                    return
+                self._refused(run_id, step, f"could not post the card of run {run_id}", e)
+
+    def _refused(self, run_id: int, step: _Pass, what: str, failure: CallFailed) -> None:
+        retry = self._ticker.now() + self.settings.retry_delay
+        self._retry_at[run_id] = retry
+        step.later(retry)
+        log.warning("%s: Slack said %s; trying again in %.0fs", what, failure.error,
+                    self.settings.retry_delay)
+
+    async def _update_cards(self, step: _Pass) -> None:
+        if self._blocked("chat.update", step):
+            return
+        ready: list[tuple[float, int, int]] = []
+        for run_id, change in self._dirty.items():
+            card = self._cards.get(run_id)
+            if card is None:
+                continue
+            at = max(card.sent_at + self.settings.min_interval, self._retry_at.get(run_id, NEVER))
+            if at > step.now:
+                step.later(at)
+            else:
+                ready.append((change.at, change.seq, run_id))
+        for _, _, run_id in sorted(ready, reverse=True):  # newest changes first
+            if self._blocked("chat.update", step):
+                return
+            if run_id not in self._dirty:
+                continue
+            try:
+                if not await self._update(run_id, step):
+                    return
+            except CallFailed as e:
+                if self._pause_for(e, step):
+                    return
+                self._refused(run_id, step, f"could not update the card of run {run_id}", e)
+            except Exception:
+                log.exception("rendering the card of run %s failed", run_id)
+                self._retry_at[run_id] = self._ticker.now() + self.settings.retry_delay
+
+    async def _update(self, run_id: int, step: _Pass) -> bool:
+        """One card brought up to date; False when the budget says to stop for now."""
+        card = self._cards[run_id]
+        seq = self._seq
+        blocks, text = self._render(run_id)
+        payload = _payload(blocks, text)
+        if payload == card.sent:
+            self._settle(run_id, seq)
+            return True
+        now = self._ticker.now()
+        wait = self.budget.delay(now)
+        if wait > 0:
+            step.later(now + wait)
+            return False
+        self.budget.take(now)
+        try:
+            await call("chat.update", self.client.chat_update(
+                channel=card.channel, ts=card.ts, text=text, blocks=blocks))
+        except CallFailed as e:
+            if e.error not in _GONE:
+                raise
+            await self._replace_card(run_id, card, e.error)
+            return True
+        self.stats.updates += 1
+        card.sent, card.sent_at = payload, self._ticker.now()
+        self._settle(run_id, seq)
+        self._sent(run_id)
+        return True
+
+    async def _replace_card(self, run_id: int, old: _Card, error: str) -> None:
+        log.info("the card of run %s is gone from Slack (%s); posting a new one", run_id, error)
+        self._cards.pop(run_id, None)
+        await self._post_card(run_id)
+        self.stats.replaced_cards += 1
+        self._ask_again(run_id, old)
+
+    def _ask_again(self, run_id: int, old: _Card) -> None:
+        """Approval requests that lived in the lost card's thread are asked again."""
+        run = self.store.load_run(run_id)
+        for state in run.steps:
+            if state.status is not StepStatus.WAITING or not state.waits_for:
+                continue
+            previous = self.store.slack_message(run_id, "approval", state.name)
+            if previous is not None and previous.channel_id != old.channel:
+                continue  # it lives in another channel, which Slack still has
+            where = str(state.waits_for.get("channel") or run.channel)
+            self.store.enqueue(run_id, channel=where, text=str(state.waits_for.get("text", "")),
+                               kind="approval", step=state.name,
+                               thread_of_card=where in (run.channel, ""),
+                               meta={"digest": state.digest}, at=self.engine.clock.now())
+            self.wake()
+
+    # --- the outbox -----------------------------------------------------------------
+
+    async def _drain_outbox(self, step: _Pass) -> None:
+        for row in self.store.pending_outbox(limit=500):
+            if self._blocked("post", step):
+                return
+            row_id = int(row.id or 0)
+            if self._row_retry_at.get(row_id, NEVER) > step.now:
+                step.later(self._row_retry_at[row_id])
+                continue
+            try:
+                await self._deliver(row)
+            except CallFailed as e:
+                if self._pause_for(e, step):
+                    return
+                failures = self._row_failures[row_id] = self._row_failures.get(row_id, 0) + 1
+                if failures < self.settings.max_attempts:
+                    retry = self._ticker.now() + self.settings.retry_delay
+                    self._row_retry_at[row_id] = retry
+                    step.later(retry)
+                    log.warning("could not deliver a %s message for run %s: %s", row.kind,
+                                row.job_id, e.error)
+                    continue
+                log.error("gave up delivering a %s message for run %s after %d refusals "
+                          "(%s): %.200s", row.kind, row.job_id, failures, e.error, row.text)
+            self.store.mark_delivered(row_id, self.engine.clock.now())
+            self._row_retry_at.pop(row_id, None)
+            self._row_failures.pop(row_id, None)
+            if row.job_id is not None:
+                self._sent(row.job_id)
+
+    async def _deliver(self, row: Any) -> None:
+        if row.job_id is None:
+            channel = await self.directory.channel(row.channel) or row.channel
+            await self._post(channel, text=messages.note(row.step, row.text))
+            return
+        if row.kind == "approval":
+            await self._deliver_approval(row)
+            return
+        card = await self._card(row.job_id)
+        text = (messages.step_output(row.step, row.text) if row.kind == "output"
+                else messages.note(row.step, row.text))
+        await self._post(card.channel, text=text, thread_ts=card.ts)
+
+    async def _deliver_approval(self, row: Any) -> None:
+        run = self.store.load_run(row.job_id)
+        state = run.step(row.step) if row.step else None
+        digest = str((row.meta or {}).get("digest", ""))
+        if (state is None or state.status is not StepStatus.WAITING or not state.waits_for
+                or (digest and digest != state.digest)):
+            log.info("approval request for %s/%s is no longer needed", run.name, row.step)
+            return
+        waits = state.waits_for
+        previous = self.store.slack_message(run.id, "approval", state.name)
+        blocks, text = render.approval_request(
+            job=run.name, step=state.name, text=row.text,
+            approvers=[str(a) for a in waits.get("approvers", [])],
+            quorum=int(waits.get("quorum", 1)),
+            approve=self.settings.approve_reactions, reject=self.settings.reject_reactions,
+            replaces=previous is not None and previous.digest != state.digest,
+        )
+        card = await self._card(run.id)
+        elsewhere: str | None = None
+        if row.thread_of_card:
+            channel_id, ts = await self._post(card.channel, text=text, blocks=blocks,
+                                              thread_ts=card.ts)
+        else:
+            try:
+                target = await self.directory.channel(row.channel)
+                if target is None:
+                    raise CallFailed("chat.postMessage", "channel_not_found")
+                if target == card.channel:  # the job's own channel, named another way
+                    channel_id, ts = await self._post(target, text=text, blocks=blocks,
+                                                      thread_ts=card.ts)
+                else:
+                    channel_id, ts = await self._post(target, text=text, blocks=blocks)
+                    elsewhere = channel_id
+            except CallFailed as e:
+                if e.temporary:
+                    raise
+                failed = messages.approval_post_failed(state.name, row.channel, e.error)
+                await self._post(card.channel, thread_ts=card.ts, text=failed)
+                channel_id, ts = await self._post(card.channel, text=text, blocks=blocks,
+                                                  thread_ts=card.ts)
+        self.store.record_slack_message(run.id, kind="approval", channel_id=channel_id, ts=ts,
+                                        step=state.name, digest=state.digest,
+                                        at=self.engine.clock.now())
+        if elsewhere is not None:
+            try:
+                link = await self._permalink(channel_id, ts)
+                await self._post(card.channel, thread_ts=card.ts,
+                                 text=messages.approval_elsewhere(state.name, elsewhere, link))
+            except CallFailed as e:
+                log.warning("could not link the approval request of %s/%s from its card: %s",
+                            run.name, state.name, e.error)
+
+    # --- Slack calls ----------------------------------------------------------------
+
+    async def _post(self, channel: str, *, text: str, blocks: Sequence[Block] | None = None,
+                    thread_ts: str | None = None) -> tuple[str, str]:
+        for attempt in (1, 2):
+            try:
+                answer = await call("chat.postMessage", self.client.chat_postMessage(
+                    channel=channel, text=text, blocks=blocks, thread_ts=thread_ts,
+                    unfurl_links=False, unfurl_media=False))
+            except CallFailed as e:
+                if e.error != "not_in_channel" or attempt == 2:
+                    raise
+                self.directory.forget_channel(channel)
+                await self.directory.join(channel)
+                continue
+            self.stats.posts += 1
+            return str(answer["channel"]), str(answer["ts"])
+        raise AssertionError("unreachable")
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            answer = await call("chat.getPermalink",
+                                self.client.chat_getPermalink(channel=channel, message_ts=ts))
+        except CallFailed:
+            return None
+        link = answer.get("permalink")
+        return str(link) if link else None
+
+
+def _payload(blocks: Sequence[Block], text: str) -> str:
+    return json.dumps([b.to_dict() for b in blocks], sort_keys=True) + "\n" + text

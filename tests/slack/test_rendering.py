@@ -1,0 +1,206 @@
+"""Block Kit rendering is a pure function of a view: what people read, and Slack's limits held
+whatever the view holds. No client in sight."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from georgebot.devslack.blocks import check_blocks
+from georgebot.model.status import Condition, JobStatus, StepStatus
+from georgebot.model.views import AgentView, JobView, RevisionView, StatusView, StepView, Usage, WaitView
+from georgebot.slack import blocks
+from georgebot.slack.commands import Command, parse, vote
+
+AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def a_step(name: str, status: StepStatus = StepStatus.SUCCEEDED, **kw: Any) -> StepView:
+    return StepView(name=name, form=kw.pop("form", "run"), status=status, reason=kw.pop("reason", None),
+                    message=kw.pop("message", ""), attempts=kw.pop("attempts", 1), **kw)
+
+
+def a_job(*steps: StepView, status: JobStatus = JobStatus.RUNNING, name: str = "onboard-alice",
+          **kw: Any) -> JobView:
+    return JobView(name=name, template="onboard-employee", status=status, generation=1,
+                   channel="#onboarding", revision="0123456789abcdef", steps=steps,
+                   created_at=AT, updated_at=AT + timedelta(minutes=5), **kw)
+
+
+def dicts(rendered: list[Any]) -> list[dict[str, Any]]:
+    return [b.to_dict() for b in rendered]  # to_dict() checks slack_sdk's own limits
+
+
+def texts(rendered: list[Any]) -> list[str]:
+    out = []
+    for block in dicts(rendered):
+        if "text" in block:
+            out.append(block["text"]["text"])
+        for element in block.get("elements", []):
+            out.append(element["text"])
+    return out
+
+
+def test_a_card_reads_as_header_context_steps_and_footer() -> None:
+    view = a_job(
+        a_step("create-account", message="made alice"),
+        a_step("laptop-ordered", StepStatus.WAITING, form="ask", needs=("create-account",),
+               waiting=WaitView(channel="#it", text="Laptop?", approvers=("U012IT", "S0ITTEAM"),
+                                quorum=1)),
+        a_step("directory-up", StepStatus.RETRYING, attempts=2, message="HTTP 503",
+               next_attempt_at=AT + timedelta(seconds=10)),
+        a_step("welcome", StepStatus.BLOCKED, reason="CapabilityMissing",
+               message="agent lacks shell: tools/welcome", agent="it-helper"),
+        a_step("goodbye", StepStatus.PENDING, needs=("welcome", "create-account")),
+        status=JobStatus.WAITING, usage=Usage(cost_usd=0.1234),
+    )
+
+    rendered, fallback = blocks.job_card(view)
+
+    assert texts(rendered) == [
+        "onboard-alice — Waiting",
+        "template *onboard-employee* · revision `0123456` · started "
+        "<!date^1795510800^{date_short_pretty} {time}|2026-11-24 09:00:00 UTC> · cost $0.12",
+        ":white_check_mark: *create-account* — Succeeded — made alice\n"
+        ":hourglass_flowing_sand: *laptop-ordered* — Waiting for approval from <@U012IT> or "
+        "<!subteam^S0ITTEAM> in #it (0 of 1)\n"
+        ":repeat: *directory-up* — Retrying at <!date^1795510810^{time}|2026-11-24 09:00:10 UTC> "
+        "(attempt 2 failed): HTTP 503\n"
+        ":no_entry: *welcome* — Blocked: CapabilityMissing — agent lacks shell: tools/welcome\n"
+        ":white_circle: *goodbye* — Pending, after welcome",
+        "Last change <!date^1795511100^{date_short_pretty} {time}|2026-11-24 09:05:00 UTC>",
+    ]
+    assert fallback == ("onboard-alice: Waiting — 1 of 5 steps succeeded; laptop-ordered is "
+                        "waiting for <@U012IT> or <!subteam^S0ITTEAM>; welcome is blocked")
+
+
+def test_the_final_card_says_its_status_in_words() -> None:
+    for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.BLOCKED, JobStatus.CANCELLED):
+        rendered, fallback = blocks.job_card(a_job(a_step("a"), status=status))
+        assert texts(rendered)[0] == f"onboard-alice — {status.value}"
+        assert f": {status.value} —" in fallback
+
+
+def test_a_fifty_step_job_collapses_finished_steps_and_stays_within_limits() -> None:
+    steps = [a_step(f"step-{i:02}") for i in range(45)]
+    steps += [a_step(f"late-{i}", StepStatus.FAILED, reason="ExitCode", message="x" * 5000)
+              for i in range(3)]
+    steps += [a_step("now", StepStatus.RUNNING), a_step("next", StepStatus.PENDING, needs=("now",))]
+    view = a_job(*steps, conditions=(Condition("Stalled", True, "Stalled", "no progress", AT),))
+
+    rendered, fallback = blocks.job_card(view)
+
+    body = "\n".join(texts(rendered))
+    assert ":white_check_mark: 45 steps succeeded" in body
+    assert "step-07" not in body
+    assert "*late-2* — Failed: ExitCode" in body and "*next* — Pending, after now" in body
+    assert ":warning: *Stalled*: no progress" in body
+    assert len(rendered) <= 50 and check_blocks(dicts(rendered)) == []
+    assert len(fallback) <= 3000
+
+
+def test_a_huge_job_is_cut_with_a_count_never_an_error() -> None:
+    steps = [a_step(f"s{i}", StepStatus.FAILED, reason="ExitCode", message="y" * 400)
+             for i in range(1000)]
+
+    rendered, _ = blocks.job_card(a_job(*steps, status=JobStatus.FAILED))
+
+    assert len(rendered) == 50 and check_blocks(dicts(rendered)) == []
+    last_section = texts(rendered)[-2]
+    assert last_section.endswith("more steps — `/george status onboard-alice` lists them all")
+    assert all(len(t) <= 3000 for t in texts(rendered))
+
+
+def test_untrusted_text_cannot_ping_everyone_or_hide_a_link() -> None:
+    view = a_job(a_step("a", StepStatus.FAILED,
+                        message="<!channel> see <https://evil.example|docs> cc <@U0ME> & <#C0IT>"))
+
+    line = texts(blocks.job_card(view)[0])[2]
+
+    assert line.endswith("&lt;!channel&gt; see &lt;https://evil.example|docs&gt; cc <@U0ME> "
+                         "&amp; <#C0IT>")
+
+
+def test_an_approval_request_names_the_approvers_and_how_to_answer() -> None:
+    rendered, fallback = blocks.approval_request(
+        job="onboard-alice", step="laptop-ordered", text="Is a laptop ordered for Alice?",
+        approvers=["U012IT", "S0ITTEAM"], quorum=2, approve=["white_check_mark"], reject=["x"],
+        replaces=True)
+
+    assert texts(rendered) == [
+        ":raising_hand: *Approval needed* for *laptop-ordered* of *onboard-alice*\n"
+        "> Is a laptop ordered for Alice?",
+        "Approvers: <@U012IT> or <!subteam^S0ITTEAM>. 2 approvals from different people are "
+        "needed.\nReact :white_check_mark: to approve or :x: to reject. To give a reason for "
+        "rejecting, reply in this thread before you react.",
+        ":information_source: The step changed in Git since it was last asked, so earlier "
+        "answers no longer count.",
+    ]
+    assert fallback.startswith("Approval needed for laptop-ordered of onboard-alice")
+
+
+def status(*jobs: JobView, errors: int = 0) -> StatusView:
+    return StatusView(
+        revision=RevisionView(sha="fedcba9876543210", message="add onboarding\n\nbody", synced_at=AT),
+        manifest_errors=tuple({"file": "manifests/x.yaml", "line": i + 1, "kind": "Job",
+                               "name": f"x{i}", "message": "bad"} for i in range(errors)),
+        agents=(AgentView(name="it-helper", capabilities={"shell": ["tools/a"], "http": ["h.example"]},
+                          running=1, model="claude"),),
+        jobs=jobs,
+    )
+
+
+def waiting_on(approvers: tuple[str, ...], name: str) -> JobView:
+    return a_job(a_step("gate", StepStatus.WAITING, form="ask",
+                        waiting=WaitView(channel="#ops", text="ok?", approvers=approvers, quorum=1)),
+                 status=JobStatus.WAITING, name=name)
+
+
+def test_status_puts_what_waits_for_this_user_first() -> None:
+    view = status(a_job(a_step("a"), status=JobStatus.SUCCEEDED, name="done"),
+                  waiting_on(("U0OTHER",), "theirs"), waiting_on(("S0TEAM",), "mine"),
+                  errors=7)
+
+    rendered, fallback = blocks.status_summary(view, "U0ME", frozenset({"S0TEAM"}))
+
+    body = texts(rendered)
+    assert body[0] == "George status"
+    assert body[1].startswith(":arrows_counterclockwise: Synced revision `fedcba9` “add onboarding” "
+                              "<!date^1795510800^{ago}|")
+    assert ":warning: *7 manifest errors*" in body[1] and "… and 2 more" in body[1]
+    assert "• *it-helper* (claude) — http: h.example · shell: tools/a — 1 running" in body[2]
+    assert body[3].startswith("*Waiting for you* (1)\n:hourglass_flowing_sand: *gate* of *mine*")
+    assert body[4].startswith("*Waiting* (2)") and body[5].startswith("*Succeeded* (1)")
+    assert fallback == "George status: 1 succeeded, 2 waiting."
+
+
+def test_status_of_many_jobs_and_the_home_tab_stay_within_limits() -> None:
+    jobs = [waiting_on(("U0ME",), f"job-{i:04}") for i in range(1500)]
+
+    rendered, _ = blocks.status_summary(status(*jobs), "U0ME")
+    home = blocks.app_home(status(*jobs), "U0ME").to_dict()
+
+    assert len(rendered) <= 50 and check_blocks(dicts(rendered)) == []
+    assert len(home["blocks"]) <= 100 and check_blocks(home["blocks"], surface="home") == []
+    assert home["type"] == "home"
+    assert "more" in "\n".join(texts(rendered))
+
+
+def test_help_lists_the_commands() -> None:
+    rendered, fallback = blocks.help_text()
+    assert "`/george status JOB`" in texts(rendered)[0]
+    assert "/george status" in fallback
+
+
+def test_commands_and_reactions_are_parsed() -> None:
+    assert parse("") == Command("help")
+    assert parse("status") == Command("status")
+    assert parse("<@U0GEORGE> status Onboard-Alice") == Command("status", "onboard-alice")
+    assert parse("<@U0GEORGE|george> retry `j`") == Command("retry", "j")
+    assert parse("RETRY") == Command("retry")
+    assert parse("frobnicate the job") == Command("help", unknown="frobnicate the job")
+    approve, reject = ("white_check_mark", "heavy_check_mark"), ("x",)
+    assert vote("white_check_mark::skin-tone-4", approve, reject) is True
+    assert vote(":heavy_check_mark:", approve, reject) is True
+    assert vote("x", approve, reject) is False
+    assert vote("eyes", approve, reject) is None
