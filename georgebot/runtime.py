@@ -18,7 +18,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
-from georgebot.agents import StepRunner
+from georgebot.agents import Executor, StepRunner
 from georgebot.config import Settings
 from georgebot.devslack import LocalSlack
 from georgebot.engine import planning
@@ -39,6 +39,17 @@ def engine_settings(settings: Settings) -> EngineSettings:
         lease=timedelta(seconds=settings.lease_seconds),
         default_deadline=settings.default_deadline,
     )
+
+
+def llm_runner(settings: Settings) -> Executor | None:
+    """Claude runs `instructions` steps when ANTHROPIC_API_KEY is set; without it they are
+    Blocked: CapabilityMissing (llm), saying how to enable them."""
+    if settings.anthropic_api_key is None:
+        return None
+    from georgebot.agents.llm import LlmRunner  # the SDK is loaded only when it is used
+
+    return LlmRunner(api_key=settings.anthropic_api_key.get_secret_value(),
+                     base_url=settings.anthropic_base_url, default_model=settings.default_model)
 
 
 def manifest_source(settings: Settings) -> ManifestSource:
@@ -62,7 +73,7 @@ class George:
         self.source = manifest_source(self.settings)
         self.db = open_database(self.settings.database_url)
         self.store = Store(self.db)
-        self.runner = StepRunner()
+        self.runner = StepRunner(llm=llm_runner(self.settings))
         self.engine = Engine(
             engine_settings(self.settings),
             store=self.store,

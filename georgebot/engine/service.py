@@ -388,7 +388,7 @@ class Engine:
             if spec.form is not StepForm.LLM
             else tuple(  # only an LLM reads it back
                 ContextEntry(at=c.at, role=c.role, text=c.text, author=c.author, data=c.data, step=c.step)
-                for c in self.store.context(run.id, step.name)
+                for c in self.store.context(run.id)  # its own, the thread's and other steps' output
             )
         )
         return StepTask(

@@ -45,6 +45,7 @@ class WaitView:
     quorum: int
     approved_by: tuple[str, ...] = ()
     posted: bool = False
+    kind: str = "ask"  # "ask", "question" (a reply answers it) or "tool" (an agent's held call)
 
 
 @dataclass(frozen=True)

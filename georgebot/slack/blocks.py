@@ -166,6 +166,15 @@ def approval_request(
     return blocks, clip(messages.approval_fallback(job, step, text, approvers), FALLBACK_CHARS)
 
 
+def question_request(*, job: str, step: str, text: str) -> Rendered:
+    """An agent's `ask_human`: anyone may answer, by replying in the thread."""
+    blocks: list[Block] = [
+        _section(f"{messages.question_heading(job, step)}\n{messages.approval_body(text)}"),
+        _context(messages.question_how()),
+    ]
+    return blocks, clip(messages.question_fallback(job, step, text), FALLBACK_CHARS)
+
+
 # --- status, help, App Home --------------------------------------------------------------
 
 

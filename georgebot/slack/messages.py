@@ -89,6 +89,8 @@ def step_doing(step: StepView, unfinished_needs: Sequence[str] = ()) -> str:
         if wait is None:
             return "Waiting" + (f": {note}" if note else "")
         where = f" in {channel(wait.channel)}" if wait.channel else ""
+        if wait.kind == "question":
+            return f"Waiting for an answer in the thread: {safe(clip(wait.text, 300))}"
         return (
             f"Waiting for approval from {people(wait.approvers)}{where} "
             f"({len(wait.approved_by)} of {wait.quorum})"
@@ -176,6 +178,18 @@ def approval_replaces() -> str:
         ":information_source: The step changed in Git since it was last asked, "
         "so earlier answers no longer count."
     )
+
+
+def question_heading(job: str, step: str) -> str:
+    return f":question: *{escape(step)}* of *{escape(job)}* asks:"
+
+
+def question_how() -> str:
+    return "Reply in this thread to answer; the agent continues with your answer."
+
+
+def question_fallback(job: str, step: str, text: str) -> str:
+    return f"{step} of {job} asks: {text}"
 
 
 def approval_fallback(job: str, step: str, text: str, approvers: Sequence[str]) -> str:

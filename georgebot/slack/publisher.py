@@ -40,7 +40,7 @@ _GONE = ("message_not_found", "channel_not_found", "cant_update_message", "is_ar
 
 @dataclass(frozen=True)
 class PublisherSettings:
-    min_interval: float = 3.0
+    min_interval: float = 2.0
     """Seconds between two updates of the same card."""
     updates_per_minute: int = 50
     """Workspace-wide `chat.update` budget (Slack allows about 50 a minute)."""
@@ -413,13 +413,16 @@ class CardPublisher:
             return
         waits = state.waits_for
         previous = self.store.slack_message(run.id, "approval", state.name)
-        blocks, text = render.approval_request(
-            job=run.name, step=state.name, text=row.text,
-            approvers=[str(a) for a in waits.get("approvers", [])],
-            quorum=int(waits.get("quorum", 1)),
-            approve=self.settings.approve_reactions, reject=self.settings.reject_reactions,
-            replaces=previous is not None and previous.digest != state.digest,
-        )
+        if waits.get("kind") == "question":
+            blocks, text = render.question_request(job=run.name, step=state.name, text=row.text)
+        else:
+            blocks, text = render.approval_request(
+                job=run.name, step=state.name, text=row.text,
+                approvers=[str(a) for a in waits.get("approvers", [])],
+                quorum=int(waits.get("quorum", 1)),
+                approve=self.settings.approve_reactions, reject=self.settings.reject_reactions,
+                replaces=previous is not None and previous.digest != state.digest,
+            )
         card = await self._card(run.id)
         elsewhere: str | None = None
         if row.thread_of_card:

@@ -36,6 +36,7 @@ def job_view(
                 approvers=tuple(w.get("approvers", [])),
                 quorum=int(w.get("quorum", 1)),
                 approved_by=tuple((approved or {}).get(state.id, [])),
+                kind=str(w.get("kind", "ask")),
             )
         steps.append(
             StepView(
