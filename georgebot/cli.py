@@ -234,7 +234,11 @@ def _status_text(view: StatusView) -> str:
         caps = "; ".join(f"{k}: {', '.join(v)}" for k, v in agent.capabilities.items()) or "no capabilities"
         lines.append(f"agent     {agent.name:<20} running {agent.running}  {caps}")
     for job in view.jobs:
-        lines.append(f"job       {job.name:<20} {job.status.value:<10} {job.template} gen {job.generation}")
+        usage = job.usage
+        cost = (f"  ${usage.cost_usd:.4f} ({usage.input_tokens + usage.output_tokens} tokens)"
+                if usage.input_tokens or usage.output_tokens else "")
+        head = f"job       {job.name:<20} {job.status.value:<10} {job.template} gen {job.generation}"
+        lines.append(head + cost)
         for c in job.conditions:
             if c.status:
                 lines.append(f"            condition {c.type}: {c.message}")

@@ -376,7 +376,8 @@ def no_jobs() -> str:
 
 def job_line(view: JobView) -> str:
     icon = JOB_ICONS.get(view.status, "")
-    return f"{icon} *{escape(view.name)}* — {job_summary(view)}"
+    cost = f" · ${view.usage.cost_usd:.2f}" if view.usage.cost_usd else ""
+    return f"{icon} *{escape(view.name)}* — {job_summary(view)}{cost}"
 
 
 def job_summary(view: JobView) -> str:

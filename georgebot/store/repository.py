@@ -322,40 +322,45 @@ class Store:
                     continue
                 changed = st.digest != digest
                 st.digest = digest
-                if st.status in (StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANCELLED) or (
-                    changed and st.status == StepStatus.WAITING
+                # Blocked waits for exactly this: a commit. A failed or waiting step starts over
+                # when its own definition changed (its approvals bound to the old one are void).
+                if st.status in (StepStatus.BLOCKED, StepStatus.CANCELLED) or (
+                    changed and st.status in (StepStatus.FAILED, StepStatus.WAITING)
                 ):
-                    s.add(
-                        EventRow(
-                            at=at,
-                            job_id=run.id,
-                            job=run.name,
-                            step=st.name,
-                            actor=actor,
-                            from_status=st.status,
-                            to_status="Pending",
-                            reason="SpecChanged",
-                            message=f"generation {row.generation} applies to this step",
-                        )
+                    s.execute(
+                        _INSERT_EVENT,
+                        _event(
+                            at,
+                            run,
+                            st.name,
+                            actor,
+                            st.status,
+                            "Pending",
+                            "SpecChanged",
+                            f"generation {row.generation} applies to this step",
+                        ),
                     )
                     _reset(st)
                     reset.append(st.name)
                 s.add(st)
-            for gone in existing.values():
-                s.delete(gone) if gone.status == StepStatus.PENDING and gone.attempts == 0 else None
-                if gone.status != StepStatus.PENDING or gone.attempts:
-                    gone.status, gone.position = StepStatus.CANCELLED.value, 10_000 + gone.position
-                    gone.reason, gone.message = "RemovedFromSpec", "the step is no longer in the template"
-                    s.add(gone)
-            s.add(
-                EventRow(
-                    at=at,
-                    job_id=run.id,
-                    job=run.name,
-                    actor=actor,
-                    reason="SpecChanged",
-                    message=f"generation {row.generation} from {revision[:12]}",
-                )
+            for gone in existing.values():  # kept for the record; views show the spec's steps only
+                if gone.status != StepStatus.SUCCEEDED:
+                    gone.status, gone.reason = StepStatus.CANCELLED.value, "RemovedFromSpec"
+                    gone.message = "the step is no longer in the template"
+                gone.position = 10_000 + gone.position
+                s.add(gone)
+            s.execute(
+                _INSERT_EVENT,
+                _event(
+                    at,
+                    run,
+                    None,
+                    actor,
+                    None,
+                    None,
+                    "SpecChanged",
+                    f"generation {row.generation} from {revision[:12]}",
+                ),
             )
             s.commit()
         return reset
@@ -374,18 +379,8 @@ class Store:
             for st in s.exec(
                 select(StepRunRow).where(StepRunRow.job_id == run.id, col(StepRunRow.name).in_(list(names)))
             ).all():
-                s.add(
-                    EventRow(
-                        at=at,
-                        job_id=run.id,
-                        job=run.name,
-                        step=st.name,
-                        actor=actor,
-                        from_status=st.status,
-                        to_status="Pending",
-                        reason=reason,
-                        message=message,
-                    )
+                s.execute(
+                    _INSERT_EVENT, _event(at, run, st.name, actor, st.status, "Pending", reason, message)
                 )
                 _reset(st)
                 s.add(st)
@@ -431,35 +426,18 @@ class Store:
             for st in s.exec(select(StepRunRow).where(StepRunRow.job_id == run.id)).all():
                 if st.status in (StepStatus.SUCCEEDED, StepStatus.CANCELLED):
                     continue
-                s.add(
-                    EventRow(
-                        at=at,
-                        job_id=run.id,
-                        job=run.name,
-                        step=st.name,
-                        actor=actor,
-                        from_status=st.status,
-                        to_status="Cancelled",
-                        reason="RemovedFromGit",
-                        message=message,
-                    )
+                s.execute(
+                    _INSERT_EVENT,
+                    _event(at, run, st.name, actor, st.status, "Cancelled", "RemovedFromGit", message),
                 )
                 st.status, st.reason, st.message = StepStatus.CANCELLED.value, "RemovedFromGit", message
                 st.lease_owner = st.lease_expires_at = st.next_attempt_at = None
                 s.add(st)
             row = s.get(JobRunRow, run.id)
             assert row is not None
-            s.add(
-                EventRow(
-                    at=at,
-                    job_id=run.id,
-                    job=run.name,
-                    actor=actor,
-                    from_status=row.status,
-                    to_status="Cancelled",
-                    reason="RemovedFromGit",
-                    message=message,
-                )
+            s.execute(
+                _INSERT_EVENT,
+                _event(at, run, None, actor, row.status, "Cancelled", "RemovedFromGit", message),
             )
             row.status, row.active, row.finished_at, row.updated_at = "Cancelled", False, at, at
             s.add(row)
@@ -680,17 +658,18 @@ class Store:
     ) -> None:
         with self.session() as s:
             s.add(VoteRow(step_id=step.id, user=user, approve=approve, digest=step.digest, at=at, note=note))
-            s.add(
-                EventRow(
-                    at=at,
-                    job_id=run.id,
-                    job=run.name,
-                    step=step.name,
-                    actor=f"user:{user}",
-                    reason="Approved" if approve else "Rejected",
-                    message=f"{'approved' if approve else 'rejected'} by {user}"
-                    + (f": {note}" if note else ""),
-                )
+            s.execute(
+                _INSERT_EVENT,
+                _event(
+                    at,
+                    run,
+                    step.name,
+                    f"user:{user}",
+                    None,
+                    None,
+                    "Approved" if approve else "Rejected",
+                    f"{'approved' if approve else 'rejected'} by {user}" + (f": {note}" if note else ""),
+                ),
             )
             s.commit()
 

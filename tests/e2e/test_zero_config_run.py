@@ -3,6 +3,7 @@ manifests repository made by `georgebot init`, used through the local Slack."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -87,3 +88,13 @@ def test_demo_card_approval_status_and_retry(george: RunningGeorge, tmp_path: Pa
     it = channel(george.state(), "#it")["id"]
     george.act("messages", user="U01PAT", channel=it, text="@george retry flaky-job")
     george.until(lambda s: (m := message_with(s, "#it", "flaky-job")) and "Succeeded" in all_text(m))
+
+
+def test_run_outside_a_git_repository_says_how_to_fix_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GEORGE_"))}
+    result = subprocess.run([sys.executable, "-m", "georgebot", "run"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "not inside a Git repository" in result.stderr
+    assert "georgebot init DIR" in result.stderr
+    assert "Traceback" not in result.stderr

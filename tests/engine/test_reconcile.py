@@ -349,3 +349,20 @@ async def test_a_decision_on_a_tool_call_resumes_the_agent_with_it(
     await engine.settle()
     assert status_of(sqlite_store, "j")[0] is JobStatus.SUCCEEDED
     assert decisions == [{"approved": True, "by": ["U01ALEX"], "note": ""}]
+
+
+async def test_a_failed_step_runs_again_only_when_its_own_definition_changes(
+        engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store) -> None:
+    from georgebot.engine.ports import Done
+
+    source.commit(job("j", step("a", retries=0), step("b", ask={})))
+    runner.on("a", fail(), Done("fixed"))
+    await engine.settle()
+    assert status_of(sqlite_store, "j")[1]["a"] is StepStatus.FAILED
+    source.commit(job("j", step("a", retries=0), step("b", ask={"message": "changed"})), message="b")
+    await engine.settle()
+    assert status_of(sqlite_store, "j")[1]["a"] is StepStatus.FAILED  # someone must retry it
+    source.commit(job("j", step("a", retries=0, run=["tools/a", "--fixed"]), step("b", ask={"message": "changed"})),
+                  message="fix a")
+    await engine.settle()
+    assert status_of(sqlite_store, "j")[1]["a"] is StepStatus.SUCCEEDED
