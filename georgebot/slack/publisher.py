@@ -42,7 +42,7 @@ _GONE = ("message_not_found", "channel_not_found", "cant_update_message", "is_ar
 class PublisherSettings:
     min_interval: float = 2.0
     """Seconds between two updates of the same card."""
-    updates_per_minute: int = 50
+    updates_per_minute: int = 48
     """Workspace-wide `chat.update` budget (Slack allows about 50 a minute)."""
     burst: int = 5
     outbox_poll: float = 5.0
@@ -394,6 +394,11 @@ class CardPublisher:
         if row.job_id is None:
             channel = await self.directory.channel(row.channel) or row.channel
             await self._post(channel, text=messages.note(row.step, row.text))
+            return
+        if row.kind == "agent" and not row.thread_of_card:
+            # An agent's message for another channel (a welcome in #general) stands on its own.
+            channel = await self.directory.channel(row.channel) or row.channel
+            await self._post(channel, text=messages.note(None, row.text))
             return
         if row.kind == "approval":
             await self._deliver_approval(row)

@@ -18,7 +18,8 @@ from georgebot.model.status import JobStatus, StepStatus
 from georgebot.slack.publisher import CardPublisher, PublisherSettings
 from georgebot.store import Store
 from tests.engine.harness import FakeSource, ScriptedRunner, job, step
-from tests.slack.support import OPS, ManualTicker, cards, text_of, until
+from georgebot.engine.ports import Done, StepRecorder, StepTask
+from tests.slack.support import IT, OPS, George, ManualTicker, cards, text_of, until
 
 Publish = Callable[..., Awaitable[CardPublisher]]
 
@@ -225,3 +226,16 @@ async def test_the_update_budget_is_shared_and_the_newest_change_goes_first(
     assert order == ["j3", "j2", "j1"]
     assert all("Succeeded" in text_of(m) for m in cards(slack, OPS))
     assert updates(slack) == [200, 200, 200]
+
+
+async def test_an_agents_message_for_another_channel_stands_on_its_own(george: George) -> None:
+    async def welcome(task: StepTask, recorder: StepRecorder) -> Done:
+        await recorder.post("#it", "Welcome, Pat!")
+        await recorder.post("#ops", "welcome posted")
+        return Done("posted")
+
+    george.runner.run = welcome  # type: ignore[method-assign]
+    george.commit(job("j", step("a"), channel="#ops"))
+    await george.until(lambda: any("Welcome, Pat" in (m.text or "") for m in george.slack.messages(IT)))
+    await george.until(lambda: "welcome posted" in george.thread_text("j"))
+    assert "Welcome, Pat" not in george.thread_text("j")
