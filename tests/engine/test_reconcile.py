@@ -362,7 +362,7 @@ async def test_a_failed_step_runs_again_only_when_its_own_definition_changes(
     source.commit(job("j", step("a", retries=0), step("b", ask={"message": "changed"})), message="b")
     await engine.settle()
     assert status_of(sqlite_store, "j")[1]["a"] is StepStatus.FAILED  # someone must retry it
-    source.commit(job("j", step("a", retries=0, run=["tools/a", "--fixed"]), step("b", ask={"message": "changed"})),
-                  message="fix a")
+    fixed = step("a", retries=0, run=["tools/a", "--fixed"])
+    source.commit(job("j", fixed, step("b", ask={"message": "changed"})), message="fix a")
     await engine.settle()
     assert status_of(sqlite_store, "j")[1]["a"] is StepStatus.SUCCEEDED

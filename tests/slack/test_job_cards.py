@@ -13,12 +13,12 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from georgebot.devslack import LocalSlack
+from georgebot.engine.ports import Done, StepRecorder, StepTask
 from georgebot.engine.service import Engine
 from georgebot.model.status import JobStatus, StepStatus
 from georgebot.slack.publisher import CardPublisher, PublisherSettings
 from georgebot.store import Store
 from tests.engine.harness import FakeSource, ScriptedRunner, job, step
-from georgebot.engine.ports import Done, StepRecorder, StepTask
 from tests.slack.support import IT, OPS, George, ManualTicker, cards, text_of, until
 
 Publish = Callable[..., Awaitable[CardPublisher]]

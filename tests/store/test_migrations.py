@@ -7,8 +7,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from georgebot.store import Database
-from georgebot.store import tables  # noqa: F401  (registers the tables)
+from georgebot.store import (
+    Database,
+    tables,  # noqa: F401  (registers the tables)
+)
 
 
 def test_migrated_schema_matches_the_tables(database: Database) -> None:
