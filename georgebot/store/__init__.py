@@ -4,6 +4,25 @@ Rows never leave this package; callers get views (`model/views.py`) or plain val
 """
 
 from georgebot.store.database import Database, open_database, reading
-from georgebot.store.repository import RunState, StepState, StepUpdate, Store
+from georgebot.store.repository import (
+    ContextItem,
+    OutboxItem,
+    RunState,
+    SlackMessage,
+    StepState,
+    StepUpdate,
+    Store,
+)
 
-__all__ = ["Database", "RunState", "StepState", "StepUpdate", "Store", "open_database", "reading"]
+__all__ = [
+    "ContextItem",
+    "Database",
+    "OutboxItem",
+    "RunState",
+    "SlackMessage",
+    "StepState",
+    "StepUpdate",
+    "Store",
+    "open_database",
+    "reading",
+]

@@ -8,9 +8,9 @@ Claims are compare-and-set updates, safe across processes on SQLite and PostgreS
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -78,6 +78,51 @@ class RunState:
 
 
 @dataclass(frozen=True)
+class ContextItem:
+    """One entry of a job's context, oldest first (see `engine.ports.ContextEntry`)."""
+
+    id: int
+    job_id: int
+    step: str | None
+    at: datetime
+    role: str
+    author: str | None
+    text: str
+    data: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    job_id: int | None
+    step: str | None
+    kind: str
+    channel: str
+    text: str
+    thread_of_card: bool
+    meta: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A Slack message George owns: a job's card or an approval request."""
+
+    id: int
+    job_id: int
+    step: str | None
+    kind: str
+    channel_id: str
+    ts: str
+    digest: str
+    created_at: datetime
+
+
+def _as(cls: type[T], row: Any) -> T:
+    return cls(**{f.name: row._mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class StepUpdate:
     """A step transition; fields left as `...` keep their value."""
 
@@ -86,6 +131,9 @@ class StepUpdate:
     message: str = ""
     actor: str = "engine"
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+T = TypeVar("T")
 
 
 def _step(row: Any) -> StepState:
@@ -646,12 +694,13 @@ class Store:
                 },
             )
 
-    def context(self, job_id: int, step: str | None = None) -> list[ContextRow]:
-        with self.session() as s:
-            query = select(ContextRow).where(ContextRow.job_id == job_id)
-            if step is not None:
-                query = query.where(sa.or_(col(ContextRow.step) == step, col(ContextRow.step).is_(None)))
-            return list(s.exec(query.order_by(col(ContextRow.id))).all())
+    def context(self, job_id: int, step: str | None = None) -> list[ContextItem]:
+        """The job's context, oldest first; with `step`, that step's and the job thread's."""
+        query = sa.select(_context).where(_context.c.job_id == job_id)
+        if step is not None:
+            query = query.where(sa.or_(_context.c.step == step, _context.c.step.is_(None)))
+        with self.db.engine.connect() as conn:
+            return [_as(ContextItem, r) for r in conn.execute(query.order_by(_context.c.id))]
 
     def add_vote(
         self, run: RunState, step: StepState, *, user: str, approve: bool, at: datetime, note: str = ""
@@ -715,16 +764,10 @@ class Store:
             )
             return int(inserted.inserted_primary_key[0])  # type: ignore[index]
 
-    def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(OutboxRow)
-                    .where(col(OutboxRow.delivered_at).is_(None))
-                    .order_by(col(OutboxRow.id))
-                    .limit(limit)
-                ).all()
-            )
+    def pending_outbox(self, limit: int = 100) -> list[OutboxItem]:
+        query = sa.select(_outbox).where(_outbox.c.delivered_at.is_(None)).order_by(_outbox.c.id).limit(limit)
+        with self.db.engine.connect() as conn:
+            return [_as(OutboxItem, r) for r in conn.execute(query)]
 
     def mark_delivered(self, outbox_id: int, at: datetime) -> None:
         with self.session() as s:
@@ -734,14 +777,12 @@ class Store:
                 s.add(row)
                 s.commit()
 
-    def slack_message(self, job_id: int, kind: str, step: str | None = None) -> SlackMessageRow | None:
-        with self.session() as s:
-            query = select(SlackMessageRow).where(
-                SlackMessageRow.job_id == job_id, SlackMessageRow.kind == kind
-            )
-            if step is not None:
-                query = query.where(SlackMessageRow.step == step)
-            return s.exec(query.order_by(col(SlackMessageRow.id).desc()).limit(1)).first()
+    def slack_message(self, job_id: int, kind: str, step: str | None = None) -> SlackMessage | None:
+        """The latest message of that kind George posted for the run (and step)."""
+        query = sa.select(_slack).where(_slack.c.job_id == job_id, _slack.c.kind == kind)
+        if step is not None:
+            query = query.where(_slack.c.step == step)
+        return self._slack_message(query.order_by(_slack.c.id.desc()).limit(1))
 
     def record_slack_message(
         self,
@@ -768,13 +809,15 @@ class Store:
             )
             s.commit()
 
-    def find_slack_message(self, channel_id: str, ts: str) -> SlackMessageRow | None:
-        with self.session() as s:
-            return s.exec(
-                select(SlackMessageRow).where(
-                    SlackMessageRow.ts == ts, SlackMessageRow.channel_id == channel_id
-                )
-            ).first()
+    def find_slack_message(self, channel_id: str, ts: str) -> SlackMessage | None:
+        return self._slack_message(
+            sa.select(_slack).where(_slack.c.ts == ts, _slack.c.channel_id == channel_id).limit(1)
+        )
+
+    def _slack_message(self, query: sa.Select[Any]) -> SlackMessage | None:
+        with self.db.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _as(SlackMessage, row)
 
     # --- usage and audit ------------------------------------------------------------
 
@@ -858,8 +901,11 @@ _UPDATE_LEASED_STEP = _UPDATE_STEP.where(
     _steps.c.lease_owner == sa.bindparam("p_owner"), _steps.c.status == sa.bindparam("p_running")
 )
 _INSERT_EVENT = sa.insert(EventRow.__table__)  # type: ignore[attr-defined]
-_INSERT_CONTEXT = sa.insert(ContextRow.__table__)  # type: ignore[attr-defined]
-_INSERT_OUTBOX = sa.insert(OutboxRow.__table__)  # type: ignore[attr-defined]
+_context = ContextRow.__table__  # type: ignore[attr-defined]
+_outbox = OutboxRow.__table__  # type: ignore[attr-defined]
+_slack = SlackMessageRow.__table__  # type: ignore[attr-defined]
+_INSERT_CONTEXT = sa.insert(_context)
+_INSERT_OUTBOX = sa.insert(_outbox)
 _jobs = JobRunRow.__table__  # type: ignore[attr-defined]
 _TOUCH = sa.update(_jobs).where(_jobs.c.id == sa.bindparam("p_id"))
 
