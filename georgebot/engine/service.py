@@ -560,52 +560,15 @@ class Engine:
             step = run.step(step_name) if run else None
             if run is None or step is None:
                 return Decision.UNKNOWN
-            if step.status is not StepStatus.WAITING or not step.waits_for:
+            refused = _refusal(step, user=user, user_groups=user_groups, digest=digest)
+            if refused is not None:
+                decision, reason, message = refused
                 self.store.log(
-                    run,
-                    job=job,
-                    step=step_name,
-                    actor=f"user:{user}",
-                    at=now,
-                    reason="Ignored",
-                    message="a decision on a step that is not waiting",
+                    run, job=job, step=step_name, actor=f"user:{user}", at=now, reason=reason, message=message
                 )
-                return Decision.NOT_WAITING
-            if digest is not None and digest != step.digest:
-                self.store.log(
-                    run,
-                    job=job,
-                    step=step_name,
-                    actor=f"user:{user}",
-                    at=now,
-                    reason="StaleRequest",
-                    message=f"a decision on a request for an older definition of {step_name}; ignored",
-                )
-                return Decision.OUTDATED
-            approvers = set(step.waits_for.get("approvers", []))
-            if user not in approvers and not (user_groups & approvers):
-                self.store.log(
-                    run,
-                    job=job,
-                    step=step_name,
-                    actor=f"user:{user}",
-                    at=now,
-                    reason="NotAnApprover",
-                    message=f"{user} is not among the approvers {sorted(approvers)}; ignored",
-                )
-                return Decision.NOT_APPROVER
+                return decision
+            assert step.waits_for is not None
             kind = step.waits_for.get("kind", "ask")
-            if kind == "question":
-                self.store.log(
-                    run,
-                    job=job,
-                    step=step_name,
-                    actor=f"user:{user}",
-                    at=now,
-                    reason="Ignored",
-                    message="a question is answered by a reply in the thread",
-                )
-                return Decision.NOT_WAITING
             self.store.add_vote(run, step, user=user, approve=approve, at=now, note=note)
             approved_by = self.store.approvers_so_far(step)
             reached = approve and len(approved_by) >= int(step.waits_for.get("quorum", 1))
@@ -784,6 +747,31 @@ class Engine:
             self._stale.add(run_id)
         for listener in self.listeners:
             listener(run_id)
+
+
+def _refusal(
+    step: StepState, *, user: str, user_groups: frozenset[str], digest: str | None
+) -> tuple[Decision, str, str] | None:
+    """Why a person's decision does not count, if it does not: (decision, reason, message)."""
+    waits = step.waits_for
+    if step.status is not StepStatus.WAITING or not waits:
+        return Decision.NOT_WAITING, "Ignored", "a decision on a step that is not waiting"
+    if digest is not None and digest != step.digest:
+        return (
+            Decision.OUTDATED,
+            "StaleRequest",
+            f"a decision on a request for an older definition of {step.name}; ignored",
+        )
+    approvers = set(waits.get("approvers", []))
+    if user not in approvers and not (user_groups & approvers):
+        return (
+            Decision.NOT_APPROVER,
+            "NotAnApprover",
+            f"{user} is not among the approvers {sorted(approvers)}; ignored",
+        )
+    if waits.get("kind") == "question":
+        return Decision.NOT_WAITING, "Ignored", "a question is answered by a reply in the thread"
+    return None
 
 
 async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
