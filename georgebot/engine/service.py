@@ -237,17 +237,15 @@ class Engine:
     async def _apply(self, snap: Snapshot, now: datetime) -> None:
         actor = f"git:{snap.revision.sha[:12]}"
         active = {r.name: r for r in self.store.load_active()}
-        known = self.store.latest_run_names()
+        known = self.store.latest_runs()
         for name, job in snap.jobs.items():
             file = snap.job_files.get(name, "")
             run = active.get(name)
             if run is None:
                 latest = known.get(name)
-                if latest is not None:
-                    old = self.store.load_run(latest[0])
-                    if old.status is not JobStatus.CANCELLED and old.digest == job.digest:
-                        continue  # finished, unchanged
-                    if old.status is not JobStatus.CANCELLED:
+                if latest is not None and latest.status is not JobStatus.CANCELLED:
+                    if latest.digest != job.digest:  # a finished job changed: its new steps run
+                        old = self.store.load_run(latest.id)
                         self.store.apply_generation(
                             old, job, file=file, revision=snap.revision.sha, actor=actor, at=now
                         )
@@ -255,7 +253,7 @@ class Engine:
                             old, JobStatus.PENDING, actor=actor, at=now, message="changed in Git", active=True
                         )
                         self._notify(old.id)
-                        continue
+                    continue
                 created = self.store.create_run(
                     job, file=file, revision=snap.revision.sha, actor=actor, at=now
                 )

@@ -366,3 +366,17 @@ async def test_a_failed_step_runs_again_only_when_its_own_definition_changes(
     source.commit(job("j", fixed, step("b", ask={"message": "changed"})), message="fix a")
     await engine.settle()
     assert status_of(sqlite_store, "j")[1]["a"] is StepStatus.SUCCEEDED
+
+
+async def test_a_finished_job_that_changes_in_git_runs_its_new_steps(
+        engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store) -> None:
+    source.commit(job("j", step("a")))
+    await engine.settle()
+    source.commit(job("j", step("a")), job("k", step("a")), message="another job")
+    await engine.settle()
+    assert runner.order("j") == ["a"]  # unchanged and finished: left alone
+    source.commit(job("j", step("a"), step("b", needs=("a",))), job("k", step("a")), message="add b")
+    await engine.settle()
+    run = sqlite_store.load_runs(["j"])[0]
+    assert (run.status, run.generation) == (JobStatus.SUCCEEDED, 2)
+    assert runner.order("j") == ["a", "b"]
