@@ -526,7 +526,7 @@ class Engine:
                     kind="ping",
                     step=step.name,
                     at=now,
-                    text=f"{who} still waiting for your answer on {step.name}",
+                    text=f"{who or 'Anyone here:'} still waiting for your answer on {step.name}",
                 )
                 self.store.transition(
                     run,
