@@ -493,6 +493,10 @@ class Engine:
                 run.id, channel=run.channel, kind="output", step=step.name, at=now, text=result.output
             )
         self._notify(run.id)
+        if to is StepStatus.SUCCEEDED:
+            # The steps that needed this one start now, not at the next pass. Safe on a cached
+            # run that may be behind: Succeeded never goes back, and every claim compares-and-sets.
+            self._start_ready([run], now)
         self.wake()
 
     # --- waiting for people ---------------------------------------------------------
