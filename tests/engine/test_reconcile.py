@@ -380,3 +380,17 @@ async def test_a_finished_job_that_changes_in_git_runs_its_new_steps(
     run = sqlite_store.load_runs(["j"])[0]
     assert (run.status, run.generation) == (JobStatus.SUCCEEDED, 2)
     assert runner.order("j") == ["a", "b"]
+
+
+async def test_the_next_step_starts_as_soon_as_its_need_succeeds(
+        engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store) -> None:
+    import asyncio
+
+    runner.gates["a"] = asyncio.Event()
+    source.commit(job("j", step("a"), step("b", needs=("a",))))
+    await engine.reconcile_once()
+    passes = engine.passes
+    runner.gates["a"].set()
+    await asyncio.wait_for(engine.supervisor.idle.wait(), 5)
+    assert runner.order("j") == ["a", "b"]
+    assert engine.passes == passes  # no pass was needed to start b
