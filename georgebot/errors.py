@@ -54,11 +54,10 @@ class StepError(GeorgeError):
 class TemporaryError(StepError):
     """Try again later (429, 5xx, a Git fetch, a busy database); does not use up `retries`."""
 
-    reason = "TemporaryError"
-
-    def __init__(self, message: str, *, delay: timedelta | None = None) -> None:
+    def __init__(self, message: str, *, delay: timedelta | None = None, reason: str = "TryLater") -> None:
         super().__init__(message)
         self.delay = delay
+        self.reason = reason
 
 
 class PermanentError(StepError):

@@ -160,7 +160,7 @@ class HttpRunner:
             # No connection, a reset, a connect timeout, a broken body: the service may be
             # back later, and this attempt says nothing about the step itself.
             raise errors.TemporaryError(
-                f"{method} {_shown(url)}: {str(e) or type(e).__name__}"
+                f"{method} {_shown(url)}: {str(e) or type(e).__name__}", reason="Unreachable"
             ) from e
 
     def _judge(self, check: HttpCheck, response: _Response) -> Done:
@@ -172,6 +172,7 @@ class HttpRunner:
                 raise errors.TemporaryError(
                     f"{where} answered {response.line}",
                     delay=retry_after(response.headers.get("Retry-After"), self._clock.now()),
+                    reason="RateLimited" if response.status == 429 else "ServerError",
                 )
             raise errors.PermanentError(
                 f"{where}: expected status {wanted or '2xx'}, got {response.line}"

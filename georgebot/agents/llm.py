@@ -210,7 +210,8 @@ class LlmRunner:
             raise errors.TemporaryError(f"the Anthropic API did not answer within {self._timeout:g}s") from e
         except anthropic.RateLimitError as e:
             raise errors.TemporaryError(
-                f"the Anthropic API is rate-limiting George: {_said(e)}", delay=self._delay(e)
+                f"the Anthropic API is rate-limiting George: {_said(e)}", delay=self._delay(e),
+                reason="RateLimited",
             ) from e
         except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as e:
             raise errors.StepBlocked(
@@ -233,7 +234,8 @@ class LlmRunner:
         except anthropic.InternalServerError as e:  # 5xx, and 529 when the API is overloaded
             what = "overloaded" if isinstance(e, anthropic.OverloadedError) else f"failing ({e.status_code})"
             raise errors.TemporaryError(
-                f"the Anthropic API is {what}: {_said(e)}", delay=self._delay(e)
+                f"the Anthropic API is {what}: {_said(e)}", delay=self._delay(e),
+                reason="Overloaded" if isinstance(e, anthropic.OverloadedError) else "ServerError",
             ) from e
         except anthropic.APIStatusError as e:
             if e.status_code in (408, 409):
@@ -244,7 +246,9 @@ class LlmRunner:
                 f"the Anthropic API answered {e.status_code}: {_said(e)}", reason="LlmError"
             ) from e
         except anthropic.APIConnectionError as e:  # also the SDK's own timeout
-            raise errors.TemporaryError(f"could not reach the Anthropic API: {e}") from e
+            raise errors.TemporaryError(
+                f"could not reach the Anthropic API: {e}", reason="Unreachable"
+            ) from e
         except anthropic.AnthropicError as e:
             raise errors.PermanentError(f"the Anthropic SDK failed: {e}", reason="LlmError") from e
 
