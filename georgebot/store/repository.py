@@ -170,20 +170,7 @@ def _step(row: Any) -> StepState:
     )
 
 
-_SPECS: dict[str, RenderedJob] = {}
-
-
-def _spec(row: Any) -> RenderedJob:
-    """Specs are immutable per digest; parsing each once keeps passes cheap."""
-    spec = _SPECS.get(row.digest)
-    if spec is None:
-        if len(_SPECS) > 10_000:
-            _SPECS.clear()
-        spec = _SPECS[row.digest] = RenderedJob.model_validate(row.spec)
-    return spec
-
-
-def _run(row: Any, steps: Iterable[Any]) -> RunState:
+def _run(row: Any, steps: Iterable[Any], spec: RenderedJob) -> RunState:
     assert row.id is not None
     return RunState(
         id=row.id,
@@ -193,7 +180,7 @@ def _run(row: Any, steps: Iterable[Any]) -> RunState:
         active=row.active,
         generation=row.generation,
         digest=row.digest,
-        spec=_spec(row),
+        spec=spec,
         file=row.file,
         revision=row.revision,
         channel=row.channel,
@@ -208,6 +195,16 @@ def _run(row: Any, steps: Iterable[Any]) -> RunState:
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._specs: dict[str, RenderedJob] = {}
+
+    def _spec(self, row: Any) -> RenderedJob:
+        """Specs are immutable per digest; parsing each once keeps passes cheap."""
+        spec = self._specs.get(row.digest)
+        if spec is None:
+            if len(self._specs) > 10_000:
+                self._specs.clear()
+            spec = self._specs[row.digest] = RenderedJob.model_validate(row.spec)
+        return spec
 
     def session(self) -> Session:
         return Session(self.db.engine, expire_on_commit=False)
@@ -275,7 +272,7 @@ class Store:
             steps = conn.execute(sa.select(_steps).where(_steps.c.job_id.in_([r.id for r in runs])))
             for step in steps:
                 by_job.setdefault(step.job_id, []).append(step)
-        return [_run(r, by_job.get(r.id, [])) for r in runs]
+        return [_run(r, by_job.get(r.id, []), self._spec(r)) for r in runs]
 
     def latest_runs(self) -> dict[str, RunSummary]:
         """The latest run of every job ever seen, without its steps: what a new revision is
