@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import getpass
 import json
 import logging
 import sys
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from georgebot import __version__
 from georgebot.config import Settings
-from georgebot.errors import ConfigError, TemporaryError
+from georgebot.errors import ConfigError, InputError, TemporaryError
 from georgebot.manifests.schema import schema_text
 from georgebot.manifests.snapshot import Snapshot
 from georgebot.manifests.source import ManifestSource, find_root, load_worktree
@@ -181,6 +182,29 @@ def reconcile(settings: Settings, wait: bool, timeout: float | None) -> None:
     finished = asyncio.run(go())
     if not finished:
         click.echo(f"timed out after {timeout}s with jobs still going", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@settings_options
+@click.argument("job")
+def retry(settings: Settings, job: str) -> None:
+    """Retry a job's failed and blocked steps (a running George picks them up on its next pass)."""
+    from georgebot.runtime import George
+
+    actor = f"cli:{getpass.getuser()}"
+
+    async def go() -> str:
+        george = George(settings)
+        try:
+            return (await george.engine.retry(job, actor=actor)).message
+        finally:
+            await george.close()
+
+    try:
+        click.echo(asyncio.run(go()))
+    except InputError as e:
+        click.echo(f"georgebot: {e}", err=True)
         sys.exit(1)
 
 

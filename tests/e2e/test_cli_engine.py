@@ -120,3 +120,20 @@ def test_status_before_any_reconcile_says_what_to_do(repo: Path) -> None:
     assert result.returncode == 2
     assert "georgebot reconcile" in result.stderr
     assert not (repo.parent / "state.db").exists()
+
+
+def test_retry_from_the_command_line_is_audited_with_who_asked(make_repo: MakeRepo) -> None:
+    job = JOB.replace('params: {who: "Bob; rm -rf /"}', "params: {}")
+    job = job.replace("template: greet", "template: flaky")
+    template = ("apiVersion: george/v1\nkind: TaskTemplate\nmetadata: {name: flaky}\nspec:\n"
+                "  steps:\n    - {name: call, agent: ops, run: [tools/flaky], retries: 0}\n")
+    repo = make_repo({"manifests/agents.yaml": AGENTS, "manifests/flaky.yaml": template,
+                      "manifests/jobs.yaml": job, "tools/flaky": FLAKY})
+    georgebot(repo, "reconcile")
+    assert json.loads(georgebot(repo, "status", "--json").stdout)["jobs"][0]["status"] == "Failed"
+    retried = georgebot(repo, "retry", "greet-bob")
+    assert retried.returncode == 0 and "retrying call of greet-bob" in retried.stdout
+    events = json.loads(georgebot(repo, "audit", "greet-bob", "--json").stdout)
+    assert any(e["reason"] == "RetryRequested" and e["actor"].startswith("cli:") for e in events)
+    unknown = georgebot(repo, "retry", "nobody")
+    assert unknown.returncode == 1 and "no job named nobody" in unknown.stderr
