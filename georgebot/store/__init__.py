@@ -4,14 +4,14 @@ Rows never leave this package; callers get views (`model/views.py`) or plain val
 """
 
 from georgebot.store.database import Database, open_database, reading
-from georgebot.store.repository import (
+from georgebot.store.repository import Store
+from georgebot.store.shapes import (
     ContextItem,
     OutboxItem,
     RunState,
     SlackMessage,
     StepState,
     StepUpdate,
-    Store,
 )
 
 __all__ = [

@@ -12,7 +12,8 @@ from typing import Any
 from georgebot.model.specs import AgentSpec
 from georgebot.model.status import Condition, StepStatus
 from georgebot.model.views import AgentView, JobView, StatusView, StepView, Usage, WaitView
-from georgebot.store.repository import RunState, Store
+from georgebot.store.repository import Store
+from georgebot.store.shapes import RunState
 
 
 def job_view(
