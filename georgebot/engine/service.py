@@ -17,10 +17,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from georgebot import errors
 from georgebot.engine import planning
+from georgebot.engine.conditions import has_condition, set_condition
 from georgebot.engine.execution import Outcome, run_step_once
 from georgebot.engine.ports import (
     AgentRunner,
@@ -32,22 +33,14 @@ from georgebot.engine.ports import (
     Wait,
 )
 from georgebot.engine.supervision import Supervisor
+from georgebot.engine.syncing import GitSync, ManifestPort
 from georgebot.manifests.snapshot import Snapshot
-from georgebot.model.rendered import digest
 from georgebot.model.specs import AgentSpec, StepForm
 from georgebot.model.status import JobStatus, Reason, StepStatus
 from georgebot.model.views import Usage
 from georgebot.store import RunState, StepState, StepUpdate, Store
 
 log = logging.getLogger(__name__)
-
-
-class ManifestPort(Protocol):
-    """`manifests.ManifestSource` satisfies this; tests may plug their own."""
-
-    def sync(self) -> Snapshot: ...
-
-    def checkout(self, sha: str) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -113,8 +106,7 @@ class Engine:
     listeners: list[Callable[[int], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.snapshot: Snapshot | None = None
-        self.agents: dict[str, AgentSpec] = {}
+        self.git = GitSync(self.store, self.source, cancel_job=self._cancel_job, notify=self._notify)
         self.supervisor = Supervisor(
             renew=self._renew, renew_every=self.settings.lease.total_seconds() / 3, on_reaped=self.wake
         )
@@ -131,9 +123,7 @@ class Engine:
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        current = self.store.current_revision()
-        if current is not None:
-            self.agents = {n: AgentSpec.model_validate(a) for n, a in current[2].items()}
+        self.git.restore()
         self.supervisor.start()
 
     async def close(self) -> None:
@@ -183,7 +173,7 @@ class Engine:
             self.passes += 1
             now = self.clock.now()
             if sync or self.snapshot is None:
-                await self._sync(now)
+                await self.git.sync(now)
             # A full pass reads every active run and looks at time-based conditions (Stalled);
             # in between, a pass reads again only the runs that changed since the last one.
             full = sync or self._full_at is None or now - self._full_at >= self.settings.full_pass_every
@@ -209,115 +199,17 @@ class Engine:
             self._stale.clear()
         return sorted(self._runs.values(), key=lambda r: r.id)
 
-    async def _sync(self, now: datetime) -> None:
-        try:
-            snapshot = await asyncio.to_thread(self.source.sync)
-        except errors.TemporaryError as e:
-            log.warning(
-                "Git sync failed, keeping revision %s: %s",
-                self.snapshot.revision.sha[:12] if self.snapshot else "none",
-                e,
-            )
-            return
-        if snapshot is self.snapshot:
-            return
-        self.snapshot = snapshot
-        self.agents = dict(snapshot.agents)
-        current = self.store.current_revision()
-        if current is None or current[0].sha != snapshot.revision.sha:
-            self.store.record_revision(
-                snapshot.revision.sha,
-                snapshot.revision.message,
-                [e.model_dump() for e in snapshot.errors],
-                {n: a.model_dump(mode="json", by_alias=True) for n, a in snapshot.agents.items()},
-                now,
-            )
-        await self._apply(snapshot, now)
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The manifests as last synced (None before the first sync of this process)."""
+        return self.git.snapshot
 
-    async def _apply(self, snap: Snapshot, now: datetime) -> None:
-        actor = f"git:{snap.revision.sha[:12]}"
-        active = {r.name: r for r in self.store.load_active()}
-        known = self.store.latest_runs()
-        for name, job in snap.jobs.items():
-            file = snap.job_files.get(name, "")
-            run = active.get(name)
-            if run is None:
-                latest = known.get(name)
-                if latest is not None and latest.status is not JobStatus.CANCELLED:
-                    if latest.digest != job.digest:  # a finished job changed: its new steps run
-                        old = self.store.load_run(latest.id)
-                        self.store.apply_generation(
-                            old, job, file=file, revision=snap.revision.sha, actor=actor, at=now
-                        )
-                        self.store.set_job_status(
-                            old, JobStatus.PENDING, actor=actor, at=now, message="changed in Git", active=True
-                        )
-                        self._notify(old.id)
-                    continue
-                created = self.store.create_run(
-                    job, file=file, revision=snap.revision.sha, actor=actor, at=now
-                )
-                self._notify(created.id)
-            elif run.digest != job.digest:
-                self.store.apply_generation(
-                    run, job, file=file, revision=snap.revision.sha, actor=actor, at=now
-                )
-                self._notify(run.id)
-            elif _has_condition(run, Reason.INVALID_SPEC):
-                self.store.set_conditions(run, _without(run.conditions, Reason.INVALID_SPEC), now)
-        for name, issue in snap.invalid_jobs.items():
-            if (run := active.get(name)) is not None:
-                self._set_condition(
-                    run,
-                    Reason.INVALID_SPEC,
-                    True,
-                    Reason.INVALID_SPEC,
-                    f"{issue}; keeping generation {run.generation}",
-                    now,
-                )
-        for name, run in active.items():
-            if name in snap.jobs or name in snap.invalid_jobs:
-                continue
-            if run.file in snap.broken_files:
-                self._set_condition(
-                    run,
-                    Reason.INVALID_SPEC,
-                    True,
-                    Reason.INVALID_SPEC,
-                    f"{run.file} does not parse; keeping generation {run.generation}",
-                    now,
-                )
-                continue
-            await self.supervisor.cancel_job(run.id)
-            self.store.cancel_run(
-                run, actor=actor, at=now, message=f"removed from Git in {snap.revision.sha[:12]}"
-            )
-            self._notify(run.id)
-        self._unblock_changed_agents(actor, now)
+    @property
+    def agents(self) -> dict[str, AgentSpec]:
+        return self.git.agents
 
-    def _unblock_changed_agents(self, actor: str, now: datetime) -> None:
-        for run in self.store.load_active():
-            names = [
-                s.name
-                for s in planning.live_steps(run)
-                if s.status is StepStatus.BLOCKED
-                and s.agent_digest
-                and s.agent_digest != self._agent_digest(run.spec.step(s.name).agent)
-            ]
-            if names:
-                self.store.reset_steps(
-                    run,
-                    names,
-                    actor=actor,
-                    reason="AgentChanged",
-                    at=now,
-                    message="the agent's spec changed; trying again",
-                )
-                self._notify(run.id)
-
-    def _agent_digest(self, name: str | None) -> str:
-        agent = self.agents.get(name or "")
-        return digest(agent.model_dump(mode="json")) if agent else "missing"
+    async def _cancel_job(self, run_id: int) -> None:
+        await self.supervisor.cancel_job(run_id)
 
     # --- starting agents ------------------------------------------------------------
 
@@ -454,7 +346,7 @@ class Engine:
             fields["deadline_at"] = now + spec.timeout if spec.timeout else None
             fields["started_at"] = now
         elif to is StepStatus.BLOCKED:
-            fields["agent_digest"] = self._agent_digest(spec.agent)
+            fields["agent_digest"] = self.git.agent_digest(spec.agent)
         elif outcome.temporary:
             to = StepStatus.RETRYING
             delay = outcome.temporary_delay or spec.retry_delay(max(step.attempts, 1))
@@ -706,7 +598,7 @@ class Engine:
                 self._runs.pop(run.id, None)
         deadline = fresh.spec.deadline or self.settings.default_deadline
         stalled = status is not JobStatus.SUCCEEDED and now - fresh.progress_at > deadline
-        if stalled != _has_condition(fresh, Reason.STALLED):
+        if stalled != has_condition(fresh, Reason.STALLED):
             self._set_condition(
                 fresh,
                 Reason.STALLED,
@@ -719,25 +611,8 @@ class Engine:
     def _set_condition(
         self, run: RunState, type_: str, status: bool, reason: str, message: str, now: datetime
     ) -> None:
-        current = next((c for c in run.conditions if c.get("type") == type_), None)
-        if current and current.get("status") == status and current.get("message") == message:
-            return
-        rest = _without(run.conditions, type_)
-        if status:
-            rest.append(
-                {
-                    "type": type_,
-                    "status": True,
-                    "reason": reason,
-                    "message": message,
-                    "lastTransitionTime": now.isoformat(),
-                }
-            )
-        self.store.set_conditions(run, rest, now)
-        self.store.log(
-            run, job=run.name, step=None, actor="engine", at=now, reason=f"{type_}={status}", message=message
-        )
-        self._notify(run.id)
+        if set_condition(self.store, run, type_, status, reason, message, now):
+            self._notify(run.id)
 
     def _renew(self, step_ids: list[int]) -> None:
         self.store.renew_leases(self.owner, step_ids, self.clock.now() + self.settings.lease)
@@ -782,11 +657,3 @@ async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _has_condition(run: RunState, type_: str) -> bool:
-    return any(c.get("type") == type_ and c.get("status") for c in run.conditions)
-
-
-def _without(conditions: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
-    return [c for c in conditions if c.get("type") != type_]

@@ -71,11 +71,11 @@ async def test_an_approver_clicks_and_the_card_turns_succeeded(george: RunningGe
             await page.goto(f"{george.slack_url}/?as=U01ALEX&channel={onboarding}")
             shown = page.locator(f'[data-ts="{card["ts"]}"][data-channel="{onboarding}"]')
             await expect(shown).to_contain_text("desk-for-lee")
-            await expect(shown).to_contain_text("Waiting")
+            await expect(shown).to_contain_text("Waiting", timeout=15_000)
 
             await page.get_by_test_id("channel-it").click()
             asked = page.locator(f'[data-ts="{request["ts"]}"][data-channel="{it}"]')
-            await expect(asked).to_contain_text("Is the desk ready for Lee?")
+            await expect(asked).to_contain_text("Is the desk ready for Lee?", timeout=15_000)
             await asked.get_by_test_id("react-white_check_mark").click()
 
             await page.get_by_test_id("channel-onboarding").click()
