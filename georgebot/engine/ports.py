@@ -6,7 +6,7 @@ tests plug fakes. Nothing here knows about Slack, Anthropic or subprocesses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -98,19 +98,6 @@ class AgentRunner(Protocol):
     """Executes one attempt of a step. Raises `errors.StepError` subclasses to fail it."""
 
     async def run(self, task: StepTask, recorder: StepRecorder) -> StepResult: ...
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    """A message for people, delivered through the outbox once a chat is connected."""
-
-    channel: str
-    text: str
-    job: str | None = None
-    step: str | None = None
-    thread_of_card: bool = True
-    kind: str = "note"  # "note", "approval", "ping"
-    meta: dict[str, str] = field(default_factory=dict)
 
 
 class Clock(Protocol):

@@ -11,7 +11,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from georgebot.model.status import StepStatus
 from georgebot.model.views import EventView, RevisionView, Usage
 from georgebot.store.database import Database
 from georgebot.store.shapes import ContextItem, OutboxItem, RunState, SlackMessage, StepState, from_row
@@ -29,7 +28,6 @@ from georgebot.store.tables import (
     OutboxRow,
     RevisionRow,
     SlackMessageRow,
-    StepRunRow,
     UsageRow,
     VoteRow,
 )
@@ -55,15 +53,6 @@ class Records:
         with self.session() as s:
             s.add(RevisionRow(sha=sha, message=message, synced_at=at, errors=errors, agents=agents))
             s.commit()
-
-    def touch_revision(self, at: datetime) -> None:
-        """A sync that found nothing new still counts as a sync (status shows its age)."""
-        with self.session() as s:
-            row = s.exec(select(RevisionRow).order_by(col(RevisionRow.id).desc()).limit(1)).first()
-            if row is not None:
-                row.synced_at = at
-                s.add(row)
-                s.commit()
 
     def current_revision(self) -> tuple[RevisionView, list[dict[str, Any]], dict[str, Any]] | None:
         with self.session() as s:
@@ -314,13 +303,3 @@ class Records:
                 )
                 for r in rows
             ]
-
-    def running_counts(self) -> dict[int, int]:
-        """job id -> steps Running, for agents' running counts."""
-        with self.session() as s:
-            rows = s.execute(
-                sa.select(col(StepRunRow.job_id), sa.func.count())
-                .where(col(StepRunRow.status) == StepStatus.RUNNING.value)
-                .group_by(col(StepRunRow.job_id))
-            ).all()
-            return {int(j): int(n) for j, n in rows}

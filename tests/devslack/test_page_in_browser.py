@@ -46,6 +46,8 @@ async def test_an_approver_approves_a_card_with_a_click(
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
+    expect.set_options(timeout=15_000)  # a cold Chromium on a busy 2-core machine is slow
+
     posted = await client.chat_postMessage(
         channel=GEORGE_CHANNEL, text="onboard-alice is waiting", blocks=card("Waiting")
     )
@@ -60,6 +62,7 @@ async def test_an_approver_approves_a_card_with_a_click(
         )
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 760})
+            page.set_default_timeout(15_000)
             await page.goto(f"{slack.url}/?as={ALEX}&channel={GEORGE_CHANNEL}")
             message = page.locator(f'[data-ts="{posted["ts"]}"][data-channel="{GEORGE_CHANNEL}"]')
             await expect(message.locator(".block-header")).to_have_text(

@@ -59,6 +59,8 @@ def george(tmp_path: Path) -> Iterator[RunningGeorge]:
 async def test_an_approver_clicks_and_the_card_turns_succeeded(george: RunningGeorge) -> None:
     from playwright.async_api import async_playwright, expect
 
+    expect.set_options(timeout=15_000)  # a cold Chromium on a busy 2-core machine is slow
+
     request = george.until(lambda s: message_with(s, "#it", "Is the desk ready for Lee?"))
     it = channel(george.state(), "#it")["id"]
     onboarding = channel(george.state(), "#onboarding")["id"]
@@ -68,6 +70,7 @@ async def test_an_approver_clicks_and_the_card_turns_succeeded(george: RunningGe
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(15_000)
             await page.goto(f"{george.slack_url}/?as=U01ALEX&channel={onboarding}")
             shown = page.locator(f'[data-ts="{card["ts"]}"][data-channel="{onboarding}"]')
             await expect(shown).to_contain_text("desk-for-lee")

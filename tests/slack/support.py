@@ -93,7 +93,7 @@ class ManualTicker:
             if deadline <= self.t:
                 event.set()
 
-    async def parked(self, timeout: float = 5.0) -> float:  # noqa: ASYNC109
+    async def parked(self, timeout: float = 15.0) -> float:  # noqa: ASYNC109
         """The deadline the publisher waits for, once it waits."""
         async with asyncio.timeout(timeout):
             while True:
@@ -106,7 +106,7 @@ class ManualTicker:
 
 async def until(predicate: Callable[[], T], *, slack: LocalSlack | None = None,
                 engine: Engine | None = None, publisher: CardPublisher | None = None,
-                timeout: float = 5.0) -> T:  # noqa: ASYNC109
+                timeout: float = 15.0) -> T:  # noqa: ASYNC109
     """Waits until `predicate()` holds, re-checking after every change in Slack, in the
     engine or in what the publisher sent; returns its value."""
     changed = asyncio.Event()
@@ -154,7 +154,7 @@ class George:
         self.source.commit(*jobs, **kwargs)
         self.engine.wake(sync=True)
 
-    async def until(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:  # noqa: ASYNC109
+    async def until(self, predicate: Callable[[], T], timeout: float = 15.0) -> T:  # noqa: ASYNC109
         return await until(predicate, slack=self.slack, engine=self.engine,
                            publisher=self.surface.publisher, timeout=timeout)
 
