@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
 
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
@@ -29,7 +28,7 @@ from georgebot.slack import messages
 from georgebot.slack.calls import CONNECTION, RATE_LIMITED, CallFailed, call
 from georgebot.slack.directory import Directory
 from georgebot.slack.pacing import Budget, MonotonicTicker, Ticker
-from georgebot.store import Store
+from georgebot.store import OutboxItem, Store
 from georgebot.store.views import job_views
 
 log = logging.getLogger(__name__)
@@ -390,25 +389,23 @@ class CardPublisher:
             if row.job_id is not None:
                 self._sent(row.job_id)
 
-    async def _deliver(self, row: Any) -> None:
-        if row.job_id is None:
-            channel = await self.directory.channel(row.channel) or row.channel
-            await self._post(channel, text=messages.note(row.step, row.text))
-            return
-        if row.kind == "agent" and not row.thread_of_card:
-            # An agent's message for another channel (a welcome in #general) stands on its own.
-            channel = await self.directory.channel(row.channel) or row.channel
-            await self._post(channel, text=messages.note(None, row.text))
-            return
+    async def _deliver(self, row: OutboxItem) -> None:
         if row.kind == "approval":
             await self._deliver_approval(row)
+            return
+        if row.job_id is None or not row.thread_of_card:
+            # Not for a card's thread (an agent's welcome in #general): it stands on its own.
+            channel = await self.directory.channel(row.channel) or row.channel
+            await self._post(channel, text=messages.note(None, row.text))
             return
         card = await self._card(row.job_id)
         text = (messages.step_output(row.step, row.text) if row.kind == "output"
                 else messages.note(row.step, row.text))
         await self._post(card.channel, text=text, thread_ts=card.ts)
 
-    async def _deliver_approval(self, row: Any) -> None:
+    async def _deliver_approval(self, row: OutboxItem) -> None:
+        if row.job_id is None:
+            return  # the engine asks only for steps of jobs
         run = self.store.load_run(row.job_id)
         state = run.step(row.step) if row.step else None
         digest = str((row.meta or {}).get("digest", ""))
