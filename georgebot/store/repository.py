@@ -321,10 +321,7 @@ class Store(Records):
         recovered: bool = False,
     ) -> bool:
         """Compare-and-set: Pending/Retrying (or Running with an expired lease) → Running."""
-        params = {
-            "p_id": step.id,
-            "p_status": step.status.value,
-            "p_attempts": step.attempts,
+        values: dict[str, Any] = {
             "status": StepStatus.RUNNING.value,
             "lease_owner": owner,
             "lease_expires_at": until,
@@ -335,31 +332,24 @@ class Store(Records):
             "reason": None,
             "message": "",
         }
+        guards: dict[str, Any] = {"p_id": step.id, "p_status": step.status.value, "p_attempts": step.attempts}
+        stmt = CLAIM
         if step.status == StepStatus.RUNNING:
-            params["p_now"] = at
-        stmt = CLAIM_EXPIRED if step.status == StepStatus.RUNNING else CLAIM
-        with self.db.engine.begin() as conn:
-            if conn.execute(stmt, params).rowcount != 1:
-                conn.rollback()
-                return False
-            conn.execute(
-                INSERT_EVENT,
-                event_values(
-                    at,
-                    run,
-                    step.name,
-                    "engine",
-                    step.status.value,
-                    "Running",
-                    "Recovered" if recovered else None,
-                    f"attempt {step.attempts + 1}"
-                    + (" (the previous attempt's agent died; running it again)" if recovered else ""),
-                ),
-            )
-        step.status, step.attempts, step.lease_owner = StepStatus.RUNNING, step.attempts + 1, owner
-        step.lease_expires_at, step.started_at, step.deadline_at = until, at, deadline
-        step.next_attempt_at, step.reason, step.message = None, None, ""
-        return True
+            stmt, guards["p_now"] = CLAIM_EXPIRED, at
+        message = f"attempt {step.attempts + 1}" + (
+            " (the previous attempt's agent died; running it again)" if recovered else ""
+        )
+        event = event_values(
+            at,
+            run,
+            step.name,
+            "engine",
+            step.status.value,
+            "Running",
+            "Recovered" if recovered else None,
+            message,
+        )
+        return self._compare_and_set(run, step, stmt, guards, values, event, touch_at=None)
 
     def renew_leases(self, owner: str, step_ids: Sequence[int], until: datetime) -> None:
         if not step_ids:
@@ -428,31 +418,46 @@ class Store(Records):
             values.setdefault("lease_expires_at", None)
         if update.to in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED):
             values.setdefault("finished_at", at)
+        stmt = UPDATE_STEP
+        guards: dict[str, Any] = {"p_id": step.id}
+        if owner is not None:
+            stmt = UPDATE_LEASED_STEP
+            guards |= {"p_owner": owner, "p_running": StepStatus.RUNNING.value}
+        event = event_values(
+            at,
+            run,
+            step.name,
+            update.actor,
+            step.status.value,
+            update.to.value,
+            update.reason,
+            update.message,
+        )
+        return self._compare_and_set(
+            run, step, stmt, guards, values, event, touch_at=at if progress else None
+        )
+
+    def _compare_and_set(
+        self,
+        run: RunState,
+        step: StepState,
+        stmt: sa.Update,
+        guards: dict[str, Any],
+        values: dict[str, Any],
+        event: dict[str, Any],
+        *,
+        touch_at: datetime | None,
+    ) -> bool:
+        """One step moves only if `guards` still hold, with its event (and the job's progress
+        time) in the same transaction; the cached `step` follows on success."""
         with self.db.engine.begin() as conn:
-            stmt, params = UPDATE_STEP, {**values, "p_id": step.id}
-            if owner is not None:
-                stmt = UPDATE_LEASED_STEP
-                params |= {"p_owner": owner, "p_running": StepStatus.RUNNING.value}
-            if conn.execute(stmt, params).rowcount != 1:
+            if conn.execute(stmt, {**values, **guards}).rowcount != 1:
                 conn.rollback()
                 return False
-            conn.execute(
-                INSERT_EVENT,
-                event_values(
-                    at,
-                    run,
-                    step.name,
-                    update.actor,
-                    step.status.value,
-                    update.to.value,
-                    update.reason,
-                    update.message,
-                ),
-            )
-            if progress:
-                conn.execute(TOUCH, {"p_id": run.id, "progress_at": at, "updated_at": at})
-        step.status, step.reason, step.message = update.to, update.reason, update.message
+            conn.execute(INSERT_EVENT, event)
+            if touch_at is not None:
+                conn.execute(TOUCH, {"p_id": run.id, "progress_at": touch_at, "updated_at": touch_at})
         for key, value in values.items():
-            if hasattr(step, key) and key != "status":
-                setattr(step, key, value)
+            if hasattr(step, key):
+                setattr(step, key, StepStatus(value) if key == "status" else value)
         return True
