@@ -17,20 +17,6 @@ class StepStatus(StrEnum):
     FAILED = "Failed"
     CANCELLED = "Cancelled"
 
-    @property
-    def at_rest(self) -> bool:
-        """Nothing more happens to the step without a person or a commit."""
-        return self in _AT_REST
-
-
-_AT_REST = {
-    StepStatus.SUCCEEDED,
-    StepStatus.FAILED,
-    StepStatus.CANCELLED,
-    StepStatus.BLOCKED,
-    StepStatus.WAITING,
-}
-
 
 class JobStatus(StrEnum):
     PENDING = "Pending"
@@ -40,10 +26,6 @@ class JobStatus(StrEnum):
     FAILED = "Failed"
     SUCCEEDED = "Succeeded"
     CANCELLED = "Cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.CANCELLED)
 
 
 class Reason(StrEnum):

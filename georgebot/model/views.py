@@ -44,7 +44,6 @@ class WaitView:
     approvers: tuple[str, ...]
     quorum: int
     approved_by: tuple[str, ...] = ()
-    posted: bool = False
     kind: str = "ask"  # "ask", "question" (a reply answers it) or "tool" (an agent's held call)
 
 
