@@ -108,6 +108,13 @@ class Runner:
         return Done(f"{task.step.name} done")
 
 
+
+def request_of(store: Store, name: str) -> str:
+    """The request the job's approval step waits on now."""
+    state = store.load_runs([name])[0].step("approve")
+    assert state is not None and state.waits is not None
+    return state.waits.request
+
 def jobs(names: Iterable[str]) -> Snapshot:
     agent = AgentSpec.model_validate(
         {"apiVersion": "george/v1", "kind": "AgentSpec", "metadata": {"name": "ops"}, "spec": {}}
@@ -204,7 +211,7 @@ async def run(count: int, speed: float, work: Path) -> None:
             await asyncio.sleep(70 / speed)  # a quiet minute: the budget is full again
             storm_start = clock.now()
             for name in names:
-                await engine.decide(name, "approve", user=APPROVER, approve=True)
+                await engine.decide(request_of(store, name), user=APPROVER, approve=True)
             seen = await watch(slack, clock, names, until=clock.now() + 1800)
             updates = [
                 c.at - clock._epoch
@@ -219,7 +226,7 @@ async def run(count: int, speed: float, work: Path) -> None:
             engine.wake(sync=True)
             await slack.wait_for(lambda: "Waiting" in card_texts(slack).get(single, ""), timeout=600)
             await asyncio.sleep(10 / speed)
-            await engine.decide(single, "approve", user=APPROVER, approve=True)
+            await engine.decide(request_of(store, single), user=APPROVER, approve=True)
             solo = await watch(slack, clock, [single], until=clock.now() + 600)
             solo_delay = solo[single] - last_change(store, single, clock) if solo else float("inf")
         finally:

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     max_concurrent_steps: int = Field(16, ge=1, validation_alias=_env("GEORGE_MAX_CONCURRENT_STEPS"))
     lease_seconds: float = Field(10, gt=0, validation_alias=_env("GEORGE_LEASE_SECONDS"))
     reconcile_seconds: float = Field(10, gt=0, validation_alias=_env("GEORGE_RECONCILE_SECONDS"))
+    reaction_sweep_seconds: float = Field(
+        120, gt=0, validation_alias=_env("GEORGE_REACTION_SWEEP_SECONDS")
+    )
     git_poll_seconds: float = Field(30, gt=0, validation_alias=_env("GEORGE_GIT_POLL_SECONDS"))
     approve_reactions: Annotated[tuple[str, ...], NoDecode] = Field(
         ("white_check_mark", "heavy_check_mark"), validation_alias=_env("GEORGE_APPROVE_REACTIONS")

@@ -60,6 +60,14 @@ class TemporaryError(StepError):
         self.reason = reason
 
 
+class StoreBusy(TemporaryError):
+    """The database is locked, read-only, full or unreachable: George keeps what it holds and
+    writes it again later; nothing is re-run and no retry is used up."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="StoreBusy")
+
+
 class PermanentError(StepError):
     """A failed attempt: the step is retried while its `retries` last, then it is Failed.
     `final` fails it at once (a budget spent: trying again would spend another)."""

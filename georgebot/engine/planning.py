@@ -1,6 +1,6 @@
-"""Pure decisions over a job's steps: which are ready, what the job's status is.
+"""Which steps of a run can start now, and whether anything will happen without a person.
 
-No I/O here, so the rules of DESIGN.md's "Statuses" are tested as plain functions.
+Pure functions over a run as read; `lifecycle` holds what changes when they do.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from georgebot.model.status import JobStatus, StepStatus
+from georgebot.model.status import StepStatus
 from georgebot.store import RunState, StepState
 
 
@@ -35,25 +35,6 @@ def ready(run: RunState, now: datetime) -> list[StepState]:
     return out
 
 
-def job_status(run: RunState, now: datetime) -> JobStatus:
-    """The first that holds: Running, Waiting, Blocked, Failed, Succeeded (DESIGN.md)."""
-    if run.status is JobStatus.CANCELLED:
-        return JobStatus.CANCELLED
-    steps = live_steps(run)
-    statuses = {s.status for s in steps}
-    if statuses & {StepStatus.RUNNING, StepStatus.RETRYING} or ready(run, now):
-        return JobStatus.RUNNING
-    if StepStatus.WAITING in statuses:
-        return JobStatus.WAITING
-    if StepStatus.BLOCKED in statuses:
-        return JobStatus.BLOCKED
-    if StepStatus.FAILED in statuses:
-        return JobStatus.FAILED
-    if steps and statuses == {StepStatus.SUCCEEDED}:
-        return JobStatus.SUCCEEDED
-    return JobStatus.PENDING
-
-
 def at_rest(runs: Iterable[RunState], now: datetime) -> bool:
     """Nothing will happen without a person, a commit or the passing of time (`--wait`)."""
     for run in runs:
@@ -65,19 +46,3 @@ def at_rest(runs: Iterable[RunState], now: datetime) -> bool:
         if ready(run, now):
             return False
     return True
-
-
-def waits_on(run: RunState) -> str:
-    """What a job is waiting on, in words, for the Stalled condition."""
-    parts = []
-    for state in live_steps(run):
-        if state.status is StepStatus.WAITING and state.waits_for:
-            who = ", ".join(state.waits_for.get("approvers", []))
-            parts.append(f"{state.name} waits for approval by {who}")
-        elif state.status is StepStatus.BLOCKED:
-            parts.append(f"{state.name} is blocked: {state.reason}: {state.message}")
-        elif state.status is StepStatus.FAILED:
-            parts.append(f"{state.name} failed: {state.message}")
-        elif state.status in (StepStatus.RUNNING, StepStatus.RETRYING):
-            parts.append(f"{state.name} is {state.status.value.lower()}")
-    return "; ".join(parts) or "no step is ready"

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from georgebot.model.approvals import WaitKind
 from georgebot.model.rendered import RenderedJob
 from georgebot.model.specs import AgentSpec, Step
 from georgebot.model.views import Usage
@@ -56,12 +57,6 @@ class ApprovalRequest:
     kind: WaitKind = "ask"
 
 
-WaitKind = Literal["ask", "question", "tool"]
-"""`ask`: a ✅ quorum completes the step. `question` (an LLM's `ask_human`): a reply in the
-job's thread resumes it. `tool` (a `requireApproval` tool call): the decision resumes it, and
-the agent reads the decision from its context."""
-
-
 @dataclass(frozen=True)
 class Done:
     """The step succeeded; `message` says how, `output` is a bounded tail for the thread."""
@@ -98,6 +93,13 @@ class AgentRunner(Protocol):
     """Executes one attempt of a step. Raises `errors.StepError` subclasses to fail it."""
 
     async def run(self, task: StepTask, recorder: StepRecorder) -> StepResult: ...
+
+
+class ChatPort(Protocol):
+    """The chat adapter, as the engine sees it: told which runs changed (their cards are owed
+    an update, their outbox may hold messages). It reads what to say through the engine."""
+
+    def changed(self, run_id: int) -> None: ...
 
 
 class Clock(Protocol):

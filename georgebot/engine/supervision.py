@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ class Supervisor:
     def __init__(
         self,
         *,
-        renew: Callable[[list[int]], None],
+        renew: Callable[[list[int]], Awaitable[None]],
         renew_every: float,
         on_reaped: Callable[[], None] = lambda: None,
     ) -> None:
@@ -104,6 +104,6 @@ class Supervisor:
             await asyncio.sleep(self._renew_every)
             if self._live:
                 try:
-                    self._renew(list(self._live))
+                    await self._renew(list(self._live))
                 except Exception:  # a busy database must not kill the renewer
                     log.warning("could not renew step leases", exc_info=True)

@@ -42,6 +42,7 @@ class Reason(StrEnum):
     UNEXPECTED_RESPONSE = "UnexpectedResponse"
     BUDGET_EXHAUSTED = "BudgetExhausted"
     LEASE_EXPIRED = "LeaseExpired"
+    RECOVERED = "Recovered"
     STALLED = "Stalled"
     REMOVED_FROM_GIT = "RemovedFromGit"
 
@@ -55,3 +56,4 @@ class Condition:
     reason: str
     message: str
     last_transition_time: datetime
+    observed_generation: int | None = None  # the job's generation when it was set

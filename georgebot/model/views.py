@@ -45,6 +45,7 @@ class WaitView:
     quorum: int
     approved_by: tuple[str, ...] = ()
     kind: str = "ask"  # "ask", "question" (a reply answers it) or "tool" (an agent's held call)
+    request: str = ""  # the request's id: votes and its Slack message bind to it
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Slack text is untrusted data: it is stored as context as it came and never evalu
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from georgebot import errors
 from georgebot.config import Settings
-from georgebot.engine.service import Decision, Engine
+from georgebot.engine.service import Decision, Engine, Verdict
 from georgebot.model.views import StatusView
 from georgebot.slack import blocks as render
 from georgebot.slack import commands, messages
@@ -39,6 +39,15 @@ EVENTS = ("app_mention", "reaction_added", "reaction_removed", "message", "app_h
 _REPLY_SUBTYPES = (None, "thread_broadcast")
 
 
+class _Sweep(Protocol):
+    def soon(self) -> None: ...
+
+
+class _NoSweep:
+    def soon(self) -> None:
+        pass
+
+
 class Listeners:
     def __init__(self, settings: Settings, engine: Engine, store: Store, client: AsyncWebClient,
                  *, directory: Directory, work: Work | None = None) -> None:
@@ -48,6 +57,7 @@ class Listeners:
         self.client = client
         self.directory = directory
         self.work = work or Work()
+        self.sweep: _Sweep = _NoSweep()
 
     def register(self, app: AsyncApp) -> None:
         app.command(COMMAND)(self.on_command)
@@ -156,41 +166,38 @@ class Listeners:
         return messages.retry_done(result.message)
 
     async def _decide(self, channel: str, ts: str, user: str, approve: bool) -> None:
-        request = self.store.find_slack_message(channel, ts)
-        if request is None or request.kind != "approval" or not request.step:
+        message = self.store.find_slack_message(channel, ts)
+        if message is None or message.kind != "approval" or not message.request_id:
+            self.sweep.soon()  # perhaps a request whose `ts` George has not recorded yet
             return
-        run = self.store.load_run(request.job_id)
-        state = run.step(request.step)
-        if state is None:
-            return
-        root = self._thread_root(request.job_id, channel, ts)
-        approvers = [str(a) for a in (state.waits_for or {}).get("approvers", [])]
+        approvers = await self.engine.approvers_of(message.request_id)
         groups = await self.directory.groups_of(user, frozenset(approvers))
+        root = self._thread_root(message.job_id, channel, ts)
         note = "" if approve else await self.directory.latest_reply(channel, root, user, after=ts)
-        counted_before = user in self.store.approvers_so_far(state)
-        decision = await self.engine.decide(run.name, state.name, user=user, approve=approve,
-                                            user_groups=groups, note=note, digest=request.digest)
-        if decision is Decision.OUTDATED:
-            await self._ephemeral(channel, user, messages.stale_request(state.name), root)
-        elif decision is Decision.APPROVED:
-            await self._post(channel, render.notice(messages.approved(user, state.name)), root)
-        elif decision is Decision.RECORDED and counted_before:
-            await self._ephemeral(channel, user, messages.already_counted(state.name), root)
-        elif decision is Decision.RECORDED:
-            quorum = int((state.waits_for or {}).get("quorum", 1))
-            count = len(self.store.approvers_so_far(state))
-            await self._post(channel, render.notice(
-                messages.approval_recorded(user, state.name, count, quorum)), root)
-        elif decision is Decision.REJECTED:
-            await self._post(channel, render.notice(
-                messages.rejected(user, state.name, note)), root)
-        elif decision is Decision.NOT_APPROVER:
-            await self._ephemeral(channel, user,
-                                  messages.not_an_approver(state.name, approvers), root)
-        elif decision is Decision.NOT_WAITING:
-            now = self.store.load_run(run.id).step(state.name)
-            status = now.status.value if now else "gone"
-            await self._ephemeral(channel, user, messages.not_waiting(state.name, status), root)
+        verdict = await self.engine.decide(message.request_id, user=user, approve=approve,
+                                           user_groups=groups, note=note)
+        await self.tell(verdict, channel, root)
+
+    async def tell(self, verdict: Verdict, channel: str, root: str) -> None:
+        """Says in Slack what a decision did: in the thread when it counted, privately to the
+        person when it did not and why."""
+        user, step = verdict.user, verdict.step
+        if verdict.decision is Decision.OUTDATED:
+            await self._ephemeral(channel, user, messages.stale_request(step, verdict.why), root)
+        elif verdict.decision is Decision.APPROVED:
+            await self._post(channel, render.notice(messages.approved(user, step)), root)
+        elif verdict.decision is Decision.ALREADY_COUNTED:
+            await self._ephemeral(channel, user, messages.already_counted(step), root)
+        elif verdict.decision is Decision.RECORDED:
+            await self._post(channel, render.notice(messages.approval_recorded(
+                user, step, len(verdict.approvals), verdict.quorum)), root)
+        elif verdict.decision is Decision.REJECTED:
+            await self._post(channel, render.notice(messages.rejected(user, step, verdict.note)), root)
+        elif verdict.decision is Decision.NOT_APPROVER:
+            await self._ephemeral(channel, user, messages.not_an_approver(step, verdict.approvers), root)
+        elif verdict.decision is Decision.NOT_WAITING:
+            status = verdict.status.value if verdict.status else "gone"
+            await self._ephemeral(channel, user, messages.not_waiting(step, status), root)
 
     async def _reply(self, channel: str, thread: str, ts: str, user: str, text: str) -> None:
         owner = self.store.find_slack_message(channel, thread)

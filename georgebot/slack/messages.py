@@ -245,10 +245,11 @@ def not_waiting(step: str, status: str) -> str:
     )
 
 
-def stale_request(step: str) -> str:
+def stale_request(step: str, why: str = "") -> str:
+    because = why.rsplit(": ", 1)[-1] if why else "the step changed since it was asked"
     return (
-        f"This request for *{escape(step)}* is out of date: the step changed in Git. "
-        "Please answer the newer request."
+        f"This request for *{escape(step)}* is out of date ({escape(because)}), so your reaction "
+        "decided nothing. Please answer the step's current request, if it has one."
     )
 
 

@@ -22,7 +22,6 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from georgebot.engine.service import Engine
-from georgebot.model.status import StepStatus
 from georgebot.slack import blocks as render
 from georgebot.slack import messages
 from georgebot.slack.calls import CONNECTION, RATE_LIMITED, CallFailed, call
@@ -123,23 +122,22 @@ class CardPublisher:
     async def start(self) -> None:
         if self._task is not None:
             return
-        self.engine.listeners.append(self.notify)
+        self.engine.attach(self)
         for run in self.store.load_active():
-            self.notify(run.id)  # a restart brings every live card up to date
+            self.changed(run.id)  # a restart brings every live card up to date
         self.wake()
         self._task = asyncio.create_task(self._loop(), name="slack:card-publisher")
 
     async def close(self) -> None:
-        with suppress(ValueError):
-            self.engine.listeners.remove(self.notify)
+        self.engine.detach(self)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
 
-    def notify(self, run_id: int) -> None:
-        """The engine's listener: this run changed; its card is owed an update."""
+    def changed(self, run_id: int) -> None:
+        """The engine's `ChatPort`: this run changed; its card is owed an update."""
         self._seq += 1
         previous = self._dirty.get(run_id)
         self._dirty[run_id] = _Change(self._seq, self._ticker.now() if previous is None
@@ -340,22 +338,12 @@ class CardPublisher:
         self._cards.pop(run_id, None)
         await self._post_card(run_id)
         self.stats.replaced_cards += 1
-        self._ask_again(run_id, old)
+        await self._ask_again(run_id, old)
 
-    def _ask_again(self, run_id: int, old: _Card) -> None:
-        """Approval requests that lived in the lost card's thread are asked again."""
-        run = self.store.load_run(run_id)
-        for state in run.steps:
-            if state.status is not StepStatus.WAITING or not state.waits_for:
-                continue
-            previous = self.store.slack_message(run_id, "approval", state.name)
-            if previous is not None and previous.channel_id != old.channel:
-                continue  # it lives in another channel, which Slack still has
-            where = str(state.waits_for.get("channel") or run.channel)
-            self.store.enqueue(run_id, channel=where, text=str(state.waits_for.get("text", "")),
-                               kind="approval", step=state.name,
-                               thread_of_card=where in (run.channel, ""),
-                               meta={"digest": state.digest}, at=self.engine.clock.now())
+    async def _ask_again(self, run_id: int, old: _Card) -> None:
+        """Open requests that lived in the lost card's thread are posted again (the engine
+        queues them; the requests and their votes stay as they are)."""
+        if await self.engine.ask_again(run_id, old.channel):
             self.wake()
 
     # --- the outbox -----------------------------------------------------------------
@@ -404,26 +392,19 @@ class CardPublisher:
         await self._post(card.channel, text=text, thread_ts=card.ts)
 
     async def _deliver_approval(self, row: OutboxItem) -> None:
-        if row.job_id is None:
-            return  # the engine asks only for steps of jobs
+        request = self.store.request(row.request_id) if row.request_id else None
+        if row.job_id is None or request is None or request.closed is not None:
+            return  # closed before it was posted (its closing also took it off the outbox)
         run = self.store.load_run(row.job_id)
-        state = run.step(row.step) if row.step else None
-        digest = str((row.meta or {}).get("digest", ""))
-        if (state is None or state.status is not StepStatus.WAITING or not state.waits_for
-                or (digest and digest != state.digest)):
-            log.info("approval request for %s/%s is no longer needed", run.name, row.step)
-            return
-        waits = state.waits_for
-        previous = self.store.slack_message(run.id, "approval", state.name)
-        if waits.get("kind") == "question":
-            blocks, text = render.question_request(job=run.name, step=state.name, text=row.text)
+        previous = self.store.slack_message(run.id, "approval", request.step)
+        if request.kind == "question":
+            blocks, text = render.question_request(job=run.name, step=request.step, text=row.text)
         else:
             blocks, text = render.approval_request(
-                job=run.name, step=state.name, text=row.text,
-                approvers=[str(a) for a in waits.get("approvers", [])],
-                quorum=int(waits.get("quorum", 1)),
+                job=run.name, step=request.step, text=row.text,
+                approvers=list(request.approvers), quorum=request.quorum,
                 approve=self.settings.approve_reactions, reject=self.settings.reject_reactions,
-                replaces=previous is not None and previous.digest != state.digest,
+                replaces=previous is not None and previous.request_id != request.id,
             )
         card = await self._card(run.id)
         elsewhere: str | None = None
@@ -444,21 +425,21 @@ class CardPublisher:
             except CallFailed as e:
                 if e.temporary:
                     raise
-                failed = messages.approval_post_failed(state.name, row.channel, e.error)
+                failed = messages.approval_post_failed(request.step, row.channel, e.error)
                 await self._post(card.channel, thread_ts=card.ts, text=failed)
                 channel_id, ts = await self._post(card.channel, text=text, blocks=blocks,
                                                   thread_ts=card.ts)
         self.store.record_slack_message(run.id, kind="approval", channel_id=channel_id, ts=ts,
-                                        step=state.name, digest=state.digest,
+                                        step=request.step, request_id=request.id,
                                         at=self.engine.clock.now())
         if elsewhere is not None:
             try:
                 link = await self._permalink(channel_id, ts)
                 await self._post(card.channel, thread_ts=card.ts,
-                                 text=messages.approval_elsewhere(state.name, elsewhere, link))
+                                 text=messages.approval_elsewhere(request.step, elsewhere, link))
             except CallFailed as e:
                 log.warning("could not link the approval request of %s/%s from its card: %s",
-                            run.name, state.name, e.error)
+                            run.name, request.step, e.error)
 
     # --- Slack calls ----------------------------------------------------------------
 

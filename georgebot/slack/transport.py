@@ -4,8 +4,8 @@
 handlers on, `SLACK_API_URL` as its base URL), checks the bot token, starts the card
 publisher and connects: Socket Mode when `SLACK_APP_TOKEN` is set, else HTTP mode when
 `SLACK_SIGNING_SECRET` is set (the runtime mounts `web_routes()` on its server). `close()`
-stops receiving events, cancels what is being handled, stops the publisher and closes every
-connection it opened.
+stops receiving events, cancels what is being handled, stops the publisher and the reaction
+sweep and closes every connection it opened.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from georgebot.slack.directory import Directory, Identity
 from georgebot.slack.listeners import Listeners
 from georgebot.slack.pacing import MonotonicTicker, Ticker
 from georgebot.slack.publisher import CardPublisher, PublisherSettings
+from georgebot.slack.sweep import ReactionSweep
 from georgebot.store import Store
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class SlackSurface:
         self.app: AsyncApp | None = None
         self.listeners: Listeners | None = None
         self.publisher: CardPublisher | None = None
+        self.sweep: ReactionSweep | None = None
 
     @property
     def ready(self) -> bool:
@@ -117,6 +119,12 @@ class SlackSurface:
                                            settings=self.publisher_settings,
                                            directory=directory, ticker=self._ticker)
             await self.publisher.start()
+            self.sweep = ReactionSweep(
+                self.engine, client, directory=directory, tell=self.listeners.tell,
+                approve=tuple(self.settings.approve_reactions), reject=tuple(self.settings.reject_reactions),
+                interval=self.settings.reaction_sweep_seconds, ticker=self._ticker)
+            self.listeners.sweep = self.sweep
+            self.sweep.start()
             if self.mode == "socket":
                 assert self.settings.slack_app_token is not None
                 self._handler = AsyncSocketModeHandler(
@@ -161,6 +169,8 @@ class SlackSurface:
                                  sdk.message_receiver) if t is not None]
             await handler.close_async()  # type: ignore[no-untyped-call]
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self.sweep is not None:
+            await self.sweep.close()
         if self.listeners is not None:
             await self.listeners.close()
         if self.publisher is not None:

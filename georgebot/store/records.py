@@ -4,24 +4,26 @@ the outbox, Slack messages George owns, usage, and the event log's reads. `Store
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from georgebot import errors
+from georgebot.model.approvals import Closed, Request, Vote
 from georgebot.model.views import EventView, RevisionView, Usage
 from georgebot.store.database import Database
-from georgebot.store.shapes import ContextItem, OutboxItem, RunState, SlackMessage, StepState, from_row
+from georgebot.store.shapes import ContextItem, OutboxItem, RunState, SlackMessage, from_row
 from georgebot.store.statements import (
     CONTEXT,
     INSERT_CONTEXT,
-    INSERT_EVENT,
     INSERT_OUTBOX,
     OUTBOX,
+    REQUESTS,
     SLACK_MESSAGES,
-    event_values,
+    VOTES,
 )
 from georgebot.store.tables import (
     EventRow,
@@ -29,13 +31,24 @@ from georgebot.store.tables import (
     RevisionRow,
     SlackMessageRow,
     UsageRow,
-    VoteRow,
 )
 
 
 class Records:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def guarded(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Calls `fn`; a database that is locked, read-only, full or unreachable leaves as
+        `errors.StoreBusy` (a temporary condition), never as a driver's exception."""
+        try:
+            return fn(*args, **kwargs)
+        except sa.exc.OperationalError as e:
+            raise errors.StoreBusy(f"the database is not writable now: {_first_line(e.orig)}") from e
+        except sa.exc.DBAPIError as e:
+            if e.connection_invalidated:
+                raise errors.StoreBusy(f"the database connection was lost: {_first_line(e.orig)}") from e
+            raise
 
     def session(self) -> Session:
         return Session(self.db.engine, expire_on_commit=False)
@@ -126,38 +139,87 @@ class Records:
         with self.db.engine.connect() as conn:
             return [from_row(ContextItem, r) for r in conn.execute(query.order_by(CONTEXT.c.id))]
 
-    def add_vote(
-        self, run: RunState, step: StepState, *, user: str, approve: bool, at: datetime, note: str = ""
-    ) -> None:
-        with self.session() as s:
-            s.add(VoteRow(step_id=step.id, user=user, approve=approve, digest=step.digest, at=at, note=note))
-            s.execute(
-                INSERT_EVENT,
-                event_values(
-                    at,
-                    run,
-                    step.name,
-                    f"user:{user}",
-                    None,
-                    None,
-                    "Approved" if approve else "Rejected",
-                    f"{'approved' if approve else 'rejected'} by {user}" + (f": {note}" if note else ""),
-                ),
-            )
-            s.commit()
-
-    def approvers_so_far(self, step: StepState) -> list[str]:
-        with self.session() as s:
-            rows = s.exec(
-                select(VoteRow.user)
-                .where(
-                    VoteRow.step_id == step.id,
-                    VoteRow.digest == step.digest,
-                    col(VoteRow.approve),
-                )
-                .order_by(col(VoteRow.id))
+    def request(self, request_id: str) -> Request | None:
+        """An approval request with its votes, oldest first."""
+        with self.db.engine.connect() as conn:
+            row = conn.execute(sa.select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
+            if row is None:
+                return None
+            votes = conn.execute(
+                sa.select(VOTES.c.user, VOTES.c.approve).where(VOTES.c.request_id == request_id)
+                .order_by(VOTES.c.id)
             ).all()
-            return list(dict.fromkeys(rows))
+        return _request(row, votes)
+
+    def last_approvers(self, step_id: int) -> tuple[str, ...]:
+        """Whom the step's latest request asked: who may reopen it after a rejection."""
+        query = (
+            sa.select(REQUESTS.c.approvers).where(REQUESTS.c.step_id == step_id)
+            .order_by(REQUESTS.c.opened_at.desc(), REQUESTS.c.id).limit(1)
+        )
+        with self.db.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return tuple(found or ())
+
+    def approvals(self, request_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Who has approved each request so far, in order (the cards show them)."""
+        if not request_ids:
+            return {}
+        query = (
+            sa.select(VOTES.c.request_id, VOTES.c.user)
+            .where(VOTES.c.request_id.in_(request_ids), VOTES.c.approve.is_(True))
+            .order_by(VOTES.c.id)
+        )
+        out: dict[str, list[str]] = {}
+        with self.db.engine.connect() as conn:
+            for request_id, user in conn.execute(query):
+                out.setdefault(request_id, []).append(user)
+        return out
+
+    def open_requests_of(self, job_id: int) -> list[tuple[Request, str | None]]:
+        """A run's open requests, each with the channel of its Slack message (None: not posted)."""
+        query = (
+            sa.select(REQUESTS, SLACK_MESSAGES.c.channel_id)
+            .outerjoin(SLACK_MESSAGES, SLACK_MESSAGES.c.request_id == REQUESTS.c.id)
+            .where(REQUESTS.c.job_id == job_id, REQUESTS.c.closed.is_(None))
+        )
+        with self.db.engine.connect() as conn:
+            return [(_request(r, ()), r.channel_id) for r in conn.execute(query)]
+
+    def open_requests(self) -> list[tuple[Request, SlackMessage, SlackMessage | None]]:
+        """Every open request whose message George posted, with its votes, its message and
+        its job's card: what a reconciliation of reactions (`reactions.get`) looks at."""
+        query = (
+            sa.select(REQUESTS, SLACK_MESSAGES.c.id.label("message_id"))
+            .join(SLACK_MESSAGES, SLACK_MESSAGES.c.request_id == REQUESTS.c.id)
+            .where(REQUESTS.c.closed.is_(None))
+            .order_by(REQUESTS.c.opened_at)
+        )
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            messages = {
+                m.id: from_row(SlackMessage, m)
+                for m in conn.execute(
+                    sa.select(SLACK_MESSAGES).where(SLACK_MESSAGES.c.id.in_([r.message_id for r in rows]))
+                )
+            }
+            cards: dict[int, SlackMessage] = {}
+            for m in conn.execute(
+                sa.select(SLACK_MESSAGES)
+                .where(SLACK_MESSAGES.c.job_id.in_({r.job_id for r in rows}), SLACK_MESSAGES.c.kind == "card")
+                .order_by(SLACK_MESSAGES.c.id)
+            ):
+                cards[m.job_id] = from_row(SlackMessage, m)  # the latest card of each run
+            votes: dict[str, list[Any]] = {}
+            for v in conn.execute(
+                sa.select(VOTES.c.request_id, VOTES.c.user, VOTES.c.approve)
+                .where(VOTES.c.request_id.in_([r.id for r in rows]))
+                .order_by(VOTES.c.id)
+            ):
+                votes.setdefault(v.request_id, []).append(v)
+        return [(_request(r, votes.get(r.id, [])), messages[r.message_id], cards.get(r.job_id)) for r in rows]
 
     def enqueue(
         self,
@@ -168,7 +230,6 @@ class Records:
         kind: str = "note",
         step: str | None = None,
         thread_of_card: bool = True,
-        meta: dict[str, Any] | None = None,
         at: datetime,
     ) -> int:
         with self.db.engine.begin() as conn:
@@ -181,7 +242,7 @@ class Records:
                     "channel": channel,
                     "text": text,
                     "thread_of_card": thread_of_card,
-                    "meta": meta,
+                    "request_id": None,
                     "created_at": at,
                     "delivered_at": None,
                 },
@@ -210,6 +271,12 @@ class Records:
             query = query.where(SLACK_MESSAGES.c.step == step)
         return self._slack_message(query.order_by(SLACK_MESSAGES.c.id.desc()).limit(1))
 
+    def request_message(self, request_id: str) -> SlackMessage | None:
+        """The Slack message that carries a request, once posted."""
+        return self._slack_message(
+            sa.select(SLACK_MESSAGES).where(SLACK_MESSAGES.c.request_id == request_id).limit(1)
+        )
+
     def record_slack_message(
         self,
         job_id: int,
@@ -218,7 +285,7 @@ class Records:
         channel_id: str,
         ts: str,
         step: str | None = None,
-        digest: str = "",
+        request_id: str | None = None,
         at: datetime,
     ) -> None:
         with self.session() as s:
@@ -229,7 +296,7 @@ class Records:
                     channel_id=channel_id,
                     ts=ts,
                     step=step,
-                    digest=digest,
+                    request_id=request_id,
                     created_at=at,
                 )
             )
@@ -303,3 +370,28 @@ class Records:
                 )
                 for r in rows
             ]
+
+
+def _request(row: Any, votes: Sequence[Any]) -> Request:
+    return Request(
+        id=row.id,
+        job_id=row.job_id,
+        step_id=row.step_id,
+        step=row.step,
+        kind=row.kind,
+        channel=row.channel,
+        approvers=tuple(row.approvers or ()),
+        quorum=row.quorum,
+        digest=row.digest,
+        text=row.text,
+        closed=Closed(row.closed) if row.closed else None,
+        votes=tuple(Vote(v.user, bool(v.approve)) for v in votes),
+    )
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "unknown error"

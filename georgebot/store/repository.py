@@ -1,13 +1,16 @@
 """`Store`: job and step runs (on top of `Records`), each write in one short transaction.
 
-The engine decides; the store persists. Every status change goes through a method that
-also appends to the event log in the same transaction, so the audit trail can't miss one.
-Claims are compare-and-set updates, safe across processes on SQLite and PostgreSQL.
+The engine decides (`engine/lifecycle.py`); the store persists. `commit` writes a transition
+and all its effects (the steps' new states, their events, the messages they send, requests
+opened and closed, votes, context, the job's status, conditions and progress time) in one
+transaction, or none of it. Each step moves by compare-and-set on the state it was read in,
+safe across processes on SQLite and PostgreSQL. Database errors leave as `errors.StoreBusy`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -18,19 +21,26 @@ from georgebot.model.rendered import RenderedJob
 from georgebot.model.status import JobStatus, StepStatus
 from georgebot.store.database import Database
 from georgebot.store.records import Records
-from georgebot.store.shapes import RunState, RunSummary, StepState, StepUpdate, run_state
+from georgebot.store.shapes import (
+    Effects,
+    Move,
+    RunState,
+    RunSummary,
+    StepState,
+    conditions_to_json,
+    run_state,
+)
 from georgebot.store.statements import (
-    CLAIM,
-    CLAIM_EXPIRED,
+    INSERT_CONTEXT,
     INSERT_EVENT,
+    INSERT_OUTBOX,
     JOBS,
+    OUTBOX,
+    REQUESTS,
     STEPS,
     TOUCH,
-    UPDATE_LEASED_STEP,
-    UPDATE_STEP,
+    VOTES,
     event_values,
-    reset_step,
-    touch_job,
 )
 from georgebot.store.tables import (
     EventRow,
@@ -153,203 +163,164 @@ class Store(Records):
         self,
         run: RunState,
         job: RenderedJob,
+        effects: Effects,
         *,
         file: str,
         revision: str,
-        actor: str,
         at: datetime,
-    ) -> list[str]:
-        """A changed spec: unfinished steps follow it; succeeded steps stay. Returns the
-        steps that were reset (blocked, failed or waiting on an older definition)."""
-        reset: list[str] = []
-        with self.session() as s:
-            row = s.get(JobRunRow, run.id)
-            assert row is not None
-            row.generation += 1
-            row.digest, row.spec, row.file = job.digest, job.model_dump(mode="json"), file
-            row.revision, row.channel, row.template = revision, job.channel, job.template
-            row.updated_at = row.progress_at = at
-            row.conditions = [c for c in row.conditions or [] if c.get("type") != "InvalidSpec"]
-            s.add(row)
-            existing = {
-                st.name: st for st in s.exec(select(StepRunRow).where(StepRunRow.job_id == run.id)).all()
-            }
-            for position, step in enumerate(job.steps):
-                digest = job.step_digest(step.name)
-                st = existing.pop(step.name, None)
-                if st is None:
-                    s.add(StepRunRow(job_id=run.id, name=step.name, position=position, digest=digest))
-                    continue
-                st.position = position
-                if st.status in (StepStatus.SUCCEEDED, StepStatus.RUNNING):
-                    s.add(st)  # a running attempt finishes on the definition it started with
-                    continue
-                changed = st.digest != digest
-                st.digest = digest
-                # Blocked waits for exactly this: a commit. A failed or waiting step starts over
-                # when its own definition changed (its approvals bound to the old one are void).
-                if st.status in (StepStatus.BLOCKED, StepStatus.CANCELLED) or (
-                    changed and st.status in (StepStatus.FAILED, StepStatus.WAITING)
-                ):
-                    s.execute(
-                        INSERT_EVENT,
-                        event_values(
-                            at,
-                            run,
-                            st.name,
-                            actor,
-                            st.status,
-                            "Pending",
-                            "SpecChanged",
-                            f"generation {row.generation} applies to this step",
-                        ),
-                    )
-                    reset_step(st)
-                    reset.append(st.name)
-                s.add(st)
-            for gone in existing.values():  # kept for the record; views show the spec's steps only
-                if gone.status != StepStatus.SUCCEEDED:
-                    gone.status, gone.reason = StepStatus.CANCELLED.value, "RemovedFromSpec"
-                    gone.message = "the step is no longer in the template"
-                gone.position = 10_000 + gone.position
-                s.add(gone)
-            s.execute(
-                INSERT_EVENT,
-                event_values(
-                    at,
-                    run,
-                    None,
-                    actor,
-                    None,
-                    None,
-                    "SpecChanged",
-                    f"generation {row.generation} from {revision[:12]}",
-                ),
-            )
-            s.commit()
-        return reset
-
-    def reset_steps(
-        self,
-        run: RunState,
-        names: Iterable[str],
-        *,
-        actor: str,
-        reason: str,
-        message: str,
-        at: datetime,
-    ) -> None:
-        with self.session() as s:
-            for st in s.exec(
-                select(StepRunRow).where(StepRunRow.job_id == run.id, col(StepRunRow.name).in_(list(names)))
-            ).all():
-                s.execute(
-                    INSERT_EVENT, event_values(at, run, st.name, actor, st.status, "Pending", reason, message)
-                )
-                reset_step(st)
-                s.add(st)
-            touch_job(s, run.id, at)
-            s.commit()
-
-    def set_job_status(
-        self,
-        run: RunState,
-        status: JobStatus,
-        *,
-        actor: str,
-        message: str,
-        at: datetime,
-        active: bool | None = None,
-    ) -> None:
-        values: dict[str, Any] = {"status": status.value, "updated_at": at}
-        if active is not None:
-            values |= {"active": active, "finished_at": None if active else at}
-        with self.db.engine.begin() as conn:
-            current = conn.execute(sa.select(JOBS.c.status).where(JOBS.c.id == run.id)).scalar_one()
-            if current != status.value:
-                conn.execute(
-                    INSERT_EVENT, event_values(at, run, None, actor, current, status.value, None, message)
-                )
-            conn.execute(TOUCH, {"p_id": run.id, **values})
-        run.status = status
-        if active is not None:
-            run.active = active
-
-    def set_conditions(self, run: RunState, conditions: list[dict[str, Any]], at: datetime) -> None:
-        with self.session() as s:
-            row = s.get(JobRunRow, run.id)
-            assert row is not None
-            row.conditions = conditions
-            row.updated_at = at
-            s.add(row)
-            s.commit()
-        run.conditions = conditions
-
-    def cancel_run(self, run: RunState, *, actor: str, message: str, at: datetime) -> None:
-        with self.session() as s:
-            for st in s.exec(select(StepRunRow).where(StepRunRow.job_id == run.id)).all():
-                if st.status in (StepStatus.SUCCEEDED, StepStatus.CANCELLED):
-                    continue
-                s.execute(
-                    INSERT_EVENT,
-                    event_values(at, run, st.name, actor, st.status, "Cancelled", "RemovedFromGit", message),
-                )
-                st.status, st.reason, st.message = StepStatus.CANCELLED.value, "RemovedFromGit", message
-                st.lease_owner = st.lease_expires_at = st.next_attempt_at = None
-                s.add(st)
-            row = s.get(JobRunRow, run.id)
-            assert row is not None
-            s.execute(
-                INSERT_EVENT,
-                event_values(at, run, None, actor, row.status, "Cancelled", "RemovedFromGit", message),
-            )
-            row.status, row.active, row.finished_at, row.updated_at = "Cancelled", False, at, at
-            s.add(row)
-            s.commit()
-
-    # --- steps ----------------------------------------------------------------------
-
-    def claim(
-        self,
-        step: StepState,
-        *,
-        owner: str,
-        until: datetime,
-        at: datetime,
-        deadline: datetime | None,
-        run: RunState,
-        recovered: bool = False,
     ) -> bool:
-        """Compare-and-set: Pending/Retrying (or Running with an expired lease) → Running."""
-        values: dict[str, Any] = {
-            "status": StepStatus.RUNNING.value,
-            "lease_owner": owner,
-            "lease_expires_at": until,
-            "attempts": step.attempts + 1,
-            "started_at": at,
-            "deadline_at": deadline,
-            "next_attempt_at": None,
-            "reason": None,
-            "message": "",
-        }
-        guards: dict[str, Any] = {"p_id": step.id, "p_status": step.status.value, "p_attempts": step.attempts}
-        stmt = CLAIM
-        if step.status == StepStatus.RUNNING:
-            stmt, guards["p_now"] = CLAIM_EXPIRED, at
-        message = f"attempt {step.attempts + 1}" + (
-            " (the previous attempt's agent died; running it again)" if recovered else ""
-        )
-        event = event_values(
-            at,
-            run,
-            step.name,
-            "engine",
-            step.status.value,
-            "Running",
-            "Recovered" if recovered else None,
-            message,
-        )
-        return self._compare_and_set(run, step, stmt, guards, values, event, touch_at=None)
+        """A changed spec, in one transaction with its effects (`lifecycle.on_generation`):
+        the job's row follows it, new steps are added, and steps keep the template's order."""
+        with self.db.engine.begin() as conn:
+            values: dict[str, Any] = {
+                "generation": run.generation + 1,
+                "digest": job.digest,
+                "spec": job.model_dump(mode="json"),
+                "file": file,
+                "revision": revision,
+                "channel": job.channel,
+                "template": job.template,
+                "updated_at": at,
+            }
+            conn.execute(sa.update(JOBS).where(JOBS.c.id == run.id).values(**values))
+            known = {s.name for s in run.steps}
+            positions = {step.name: n for n, step in enumerate(job.steps)}
+            for state in run.steps:
+                place = positions.get(state.name, 10_000 + state.position % 10_000)
+                if place != state.position:
+                    conn.execute(sa.update(STEPS).where(STEPS.c.id == state.id).values(position=place))
+            added = [
+                {"job_id": run.id, "name": s.name, "position": positions[s.name], "status": "Pending",
+                 "attempts": 0, "failures": 0, "message": "", "agent_digest": "",
+                 "digest": job.step_digest(s.name)}
+                for s in job.steps if s.name not in known
+            ]
+            if added:
+                conn.execute(sa.insert(STEPS), added)
+            if not self._write(conn, run, effects, at):
+                conn.rollback()
+                return False
+        return True
+
+    # --- transitions ----------------------------------------------------------------
+
+    def commit(self, run: RunState, effects: Effects, at: datetime) -> bool:
+        """Writes `effects` in one transaction. False, and nothing written, when a step moved
+        since it was read (another process or an expired lease got there first) or a vote was
+        already counted. The caller then brings its cached `run` along with `follow`."""
+        if not effects:
+            return True
+        try:
+            with self.db.engine.begin() as conn:
+                if not self._write(conn, run, effects, at):
+                    conn.rollback()
+                    return False
+        except sa.exc.IntegrityError:
+            if effects.ballots:
+                return False  # a concurrent vote by the same person on the same request
+            raise
+        return True
+
+    def _write(self, conn: sa.Connection, run: RunState, effects: Effects, at: datetime) -> bool:
+        for move in effects.moves:
+            if not self._move(conn, run, move, at):
+                return False
+        events = [event_values(at, run, n.step, n.actor, None, None, n.reason, n.message)
+                  for n in effects.notes]
+        change = effects.job
+        if change is not None and change.status is not None and change.status is not run.status:
+            events.append(event_values(at, run, None, change.actor, run.status.value, change.status.value,
+                                       change.reason, change.message))
+        if events:
+            conn.execute(INSERT_EVENT, events)
+        if effects.openings:
+            conn.execute(sa.insert(REQUESTS), [
+                {"id": o.id, "job_id": run.id, "step_id": o.step_id, "step": o.step, "kind": o.kind,
+                 "channel": o.channel, "text": o.text, "approvers": list(o.approvers), "quorum": o.quorum,
+                 "digest": o.digest, "opened_at": at, "closed_at": None, "closed": None}
+                for o in effects.openings
+            ])
+        for closing in effects.closings:
+            conn.execute(sa.update(REQUESTS)
+                         .where(REQUESTS.c.id == closing.request, REQUESTS.c.closed.is_(None))
+                         .values(closed=closing.why.value, closed_at=at))
+            # A request that closed before it was posted is never posted.
+            conn.execute(sa.update(OUTBOX).where(OUTBOX.c.request_id == closing.request,
+                                                 OUTBOX.c.delivered_at.is_(None)).values(delivered_at=at))
+        if effects.ballots:
+            conn.execute(sa.insert(VOTES), [
+                {"step_id": b.step_id, "request_id": b.request, "user": b.user, "approve": b.approve,
+                 "digest": b.digest, "at": at, "note": b.note}
+                for b in effects.ballots
+            ])
+        if effects.remarks:
+            conn.execute(INSERT_CONTEXT, [
+                {"job_id": run.id, "step": r.step, "role": r.role, "text": r.text, "at": at,
+                 "author": r.author, "data": r.data}
+                for r in effects.remarks
+            ])
+        if effects.messages:
+            conn.execute(INSERT_OUTBOX, [
+                {"job_id": run.id, "step": m.step, "kind": m.kind, "channel": m.channel, "text": m.text,
+                 "thread_of_card": m.thread_of_card, "request_id": m.request, "created_at": at,
+                 "delivered_at": None}
+                for m in effects.messages
+            ])
+        values: dict[str, Any] = {}
+        if effects.job is not None:
+            change = effects.job
+            if change.status is not None:
+                values["status"] = change.status.value
+            if change.active is not None:
+                values |= {"active": change.active, "finished_at": None if change.active else at}
+            if change.conditions is not None:
+                values["conditions"] = conditions_to_json(change.conditions)
+        if effects.progress:
+            values["progress_at"] = at
+        if values or effects.moves:
+            conn.execute(TOUCH, {"p_id": run.id, "updated_at": at, **values})
+        return True
+
+    def _move(self, conn: sa.Connection, run: RunState, move: Move, at: datetime) -> bool:
+        old, new = move.old, move.new
+        values = {_COLUMNS.get(name, name): _column(name, getattr(new, name)) for name in _STEP_FIELDS
+                  if getattr(new, name) != getattr(old, name)}
+        if new.status in _FINISHED and new.finished_at is None:
+            values["finished_at"] = at
+        if "message" in values:
+            values["message"] = new.message[:2000]
+        values.setdefault("status", new.status.value)  # so the guard is checked even then
+        guard = [STEPS.c.id == old.id, STEPS.c.status == old.status.value, STEPS.c.attempts == old.attempts]
+        if move.owner is not None:
+            guard += [STEPS.c.lease_owner == move.owner, STEPS.c.status == StepStatus.RUNNING.value]
+        if move.expired:
+            guard.append(STEPS.c.lease_expires_at.is_(None) if old.lease_expires_at is None
+                         else STEPS.c.lease_expires_at == old.lease_expires_at)
+        if conn.execute(sa.update(STEPS).where(*guard).values(**values)).rowcount != 1:
+            return False
+        if move.logged:
+            conn.execute(INSERT_EVENT, event_values(at, run, old.name, move.actor, old.status.value,
+                                                    new.status.value, new.reason, new.message))
+        return True
+
+    @staticmethod
+    def follow(run: RunState, effects: Effects, at: datetime) -> None:
+        """Brings a cached run and its steps to the state `effects` committed."""
+        for move in effects.moves:
+            for name in _STATE_FIELDS:
+                setattr(move.old, name, getattr(move.new, name))
+            if move.new.status in _FINISHED and move.old.finished_at is None:
+                move.old.finished_at = at
+        if effects.job is not None:
+            change = effects.job
+            run.status = change.status or run.status
+            run.active = run.active if change.active is None else change.active
+            run.conditions = run.conditions if change.conditions is None else change.conditions
+        if effects.progress:
+            run.progress_at = at
+        run.updated_at = at
+
+    # --- leases ---------------------------------------------------------------------
 
     def renew_leases(self, owner: str, step_ids: Sequence[int], until: datetime) -> None:
         if not step_ids:
@@ -396,68 +367,17 @@ class Store(Records):
             s.commit()
             return len(rows)
 
-    def transition(
-        self,
-        run: RunState,
-        step: StepState,
-        update: StepUpdate,
-        at: datetime,
-        *,
-        owner: str | None = None,
-        progress: bool = True,
-    ) -> bool:
-        """Moves a step and writes the event. With `owner`, only while that lease holds."""
-        values: dict[str, Any] = {
-            "status": update.to.value,
-            "reason": update.reason,
-            "message": update.message[:2000],
-            **update.fields,
-        }
-        if update.to is not StepStatus.RUNNING:
-            values.setdefault("lease_owner", None)
-            values.setdefault("lease_expires_at", None)
-        if update.to in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED):
-            values.setdefault("finished_at", at)
-        stmt = UPDATE_STEP
-        guards: dict[str, Any] = {"p_id": step.id}
-        if owner is not None:
-            stmt = UPDATE_LEASED_STEP
-            guards |= {"p_owner": owner, "p_running": StepStatus.RUNNING.value}
-        event = event_values(
-            at,
-            run,
-            step.name,
-            update.actor,
-            step.status.value,
-            update.to.value,
-            update.reason,
-            update.message,
-        )
-        return self._compare_and_set(
-            run, step, stmt, guards, values, event, touch_at=at if progress else None
-        )
 
-    def _compare_and_set(
-        self,
-        run: RunState,
-        step: StepState,
-        stmt: sa.Update,
-        guards: dict[str, Any],
-        values: dict[str, Any],
-        event: dict[str, Any],
-        *,
-        touch_at: datetime | None,
-    ) -> bool:
-        """One step moves only if `guards` still hold, with its event (and the job's progress
-        time) in the same transaction; the cached `step` follows on success."""
-        with self.db.engine.begin() as conn:
-            if conn.execute(stmt, {**values, **guards}).rowcount != 1:
-                conn.rollback()
-                return False
-            conn.execute(INSERT_EVENT, event)
-            if touch_at is not None:
-                conn.execute(TOUCH, {"p_id": run.id, "progress_at": touch_at, "updated_at": touch_at})
-        for key, value in values.items():
-            if hasattr(step, key):
-                setattr(step, key, StepStatus(value) if key == "status" else value)
-        return True
+_STATE_FIELDS = tuple(f.name for f in fields(StepState))
+_STEP_FIELDS = tuple(n for n in _STATE_FIELDS if n not in ("id", "job_id", "name", "position"))
+_COLUMNS = {"waits": "waits_for"}
+_FINISHED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED)
+
+
+def _column(name: str, value: Any) -> Any:
+    """A `StepState` field as its column holds it."""
+    if name == "waits":
+        return None if value is None else value.to_json()
+    if name == "status":
+        return value.value
+    return value

@@ -1,4 +1,6 @@
-"""What leaves the store: plain dataclasses built from rows (rows themselves never do)."""
+"""What crosses the store's border: plain dataclasses built from rows (rows themselves never
+leave), and `Effects`, everything one transition writes, which `Store.commit` applies in one
+transaction."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
+from georgebot.model.approvals import Closed, WaitKind, Waits
 from georgebot.model.rendered import RenderedJob
-from georgebot.model.status import JobStatus, StepStatus
+from georgebot.model.status import Condition, JobStatus, StepStatus
 
 
 @dataclass
@@ -30,7 +33,7 @@ class StepState:
     finished_at: datetime | None
     lease_owner: str | None
     lease_expires_at: datetime | None
-    waits_for: dict[str, Any] | None
+    waits: Waits | None
 
 
 @dataclass
@@ -49,11 +52,14 @@ class RunState:
     created_at: datetime
     updated_at: datetime
     progress_at: datetime
-    conditions: list[dict[str, Any]]
+    conditions: tuple[Condition, ...]
     steps: list[StepState] = field(default_factory=list)
 
     def step(self, name: str) -> StepState | None:
         return next((s for s in self.steps if s.name == name), None)
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ class OutboxItem:
     channel: str
     text: str
     thread_of_card: bool
-    meta: dict[str, Any] | None
+    request_id: str | None
     created_at: datetime
 
 
@@ -102,7 +108,7 @@ class SlackMessage:
     kind: str
     channel_id: str
     ts: str
-    digest: str
+    request_id: str | None
     created_at: datetime
 
 
@@ -110,16 +116,145 @@ def from_row(cls: type[T], row: Any) -> T:
     return cls(**{f.name: row._mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
-class StepUpdate:
-    """A step transition; fields left as `...` keep their value."""
+# --- what one transition writes ------------------------------------------------------
 
-    to: StepStatus
+
+@dataclass(frozen=True)
+class Move:
+    """One step's new state. It applies only while the step still has `old`'s status and
+    attempts (and, with `owner`, that lease; with `expired`, the lease it had when read)."""
+
+    old: StepState
+    new: StepState
+    actor: str = "engine"
+    owner: str | None = None
+    expired: bool = False  # a recovery: guarded on the expired lease as it was read
+    logged: bool = True  # False: an in-place change (a reminder), no status event
+
+
+@dataclass(frozen=True)
+class Note:
+    """An audit event that changes no status: a vote, an ignored reaction, a condition."""
+
+    step: str | None
+    actor: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message for people, through the outbox."""
+
+    channel: str
+    text: str
+    kind: str = "note"  # note, output, agent, approval, ping
+    step: str | None = None
+    thread_of_card: bool = True
+    request: str | None = None  # an approval request's id: its message binds to it
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A new approval request."""
+
+    id: str
+    step_id: int
+    step: str
+    kind: WaitKind
+    channel: str
+    text: str
+    approvers: tuple[str, ...]
+    quorum: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class Closing:
+    request: str
+    why: Closed
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """A person's counted ✅ or ❌ on one request: at most one per person and request."""
+
+    request: str
+    step_id: int
+    user: str
+    approve: bool
+    digest: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Remark:
+    """A context entry: a person's reply, a decision an agent reads back."""
+
+    step: str | None
+    role: str
+    text: str
+    author: str | None = None
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class JobChange:
+    """The job's own row: its status (logged), whether it is active, its conditions."""
+
+    status: JobStatus | None = None
+    active: bool | None = None
+    conditions: tuple[Condition, ...] | None = None
+    actor: str = "engine"
     reason: str | None = None
     message: str = ""
-    actor: str = "engine"
-    fields: dict[str, Any] = field(default_factory=dict)
 
+
+@dataclass(frozen=True)
+class Effects:
+    """Everything one transition writes; `Store.commit` writes all of it or none of it."""
+
+    moves: tuple[Move, ...] = ()
+    notes: tuple[Note, ...] = ()
+    messages: tuple[Outgoing, ...] = ()
+    openings: tuple[Opening, ...] = ()
+    closings: tuple[Closing, ...] = ()
+    ballots: tuple[Ballot, ...] = ()
+    remarks: tuple[Remark, ...] = ()
+    job: JobChange | None = None
+    progress: bool = False  # the job made progress (its Stalled clock restarts)
+
+    def __add__(self, other: Effects) -> Effects:
+        job = other.job or self.job
+        if self.job and other.job:
+            job = JobChange(
+                other.job.status or self.job.status,
+                other.job.active if other.job.active is not None else self.job.active,
+                other.job.conditions if other.job.conditions is not None else self.job.conditions,
+                other.job.actor,
+                other.job.reason or self.job.reason,
+                other.job.message or self.job.message,
+            )
+        return Effects(
+            self.moves + other.moves,
+            self.notes + other.notes,
+            self.messages + other.messages,
+            self.openings + other.openings,
+            self.closings + other.closings,
+            self.ballots + other.ballots,
+            self.remarks + other.remarks,
+            job,
+            self.progress or other.progress,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.moves or self.notes or self.messages or self.openings or self.closings
+            or self.ballots or self.remarks or self.job or self.progress
+        )
+
+
+NOTHING = Effects()
 
 T = TypeVar("T")
 
@@ -145,7 +280,7 @@ def step_state(row: Any) -> StepState:
         finished_at=row.finished_at,
         lease_owner=row.lease_owner,
         lease_expires_at=row.lease_expires_at,
-        waits_for=row.waits_for,
+        waits=Waits.from_json(row.waits_for) if row.waits_for else None,
     )
 
 
@@ -166,6 +301,34 @@ def run_state(row: Any, steps: Iterable[Any], spec: RenderedJob) -> RunState:
         created_at=row.created_at,
         updated_at=row.updated_at,
         progress_at=row.progress_at,
-        conditions=list(row.conditions or []),
+        conditions=conditions_from_json(row.conditions),
         steps=sorted((step_state(s) for s in steps), key=lambda s: s.position),
     )
+
+
+def conditions_from_json(raw: list[dict[str, Any]] | None) -> tuple[Condition, ...]:
+    return tuple(
+        Condition(
+            type=c["type"],
+            status=bool(c["status"]),
+            reason=c.get("reason", ""),
+            message=c.get("message", ""),
+            last_transition_time=datetime.fromisoformat(c["lastTransitionTime"]),
+            observed_generation=c.get("observedGeneration"),
+        )
+        for c in raw or []
+    )
+
+
+def conditions_to_json(conditions: Iterable[Condition]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": c.type,
+            "status": c.status,
+            "reason": c.reason,
+            "message": c.message,
+            "lastTransitionTime": c.last_transition_time.isoformat(),
+            "observedGeneration": c.observed_generation,
+        }
+        for c in conditions
+    ]

@@ -91,17 +91,40 @@ class StepRunRow(SQLModel, table=True):
     finished_at: datetime | None = _at()
     lease_owner: str | None = None
     lease_expires_at: datetime | None = _at()
-    waits_for: dict[str, Any] | None = _json()
+    waits_for: dict[str, Any] | None = _json()  # `model.approvals.Waits`: the open request
     conditions: list[dict[str, Any]] | None = _json()
 
 
+class RequestRow(SQLModel, table=True):
+    """An approval request (an `ask`, a held tool call, a question): votes and the Slack
+    message that carries it bind to its id. Open while `closed` is null."""
+
+    __tablename__ = "requests"
+
+    id: str = Field(primary_key=True)
+    job_id: int = Field(foreign_key="job_runs.id", index=True)
+    step_id: int = Field(foreign_key="step_runs.id", index=True)
+    step: str = ""
+    kind: str = "ask"
+    channel: str = ""
+    text: str = ""
+    approvers: list[str] | None = _json()
+    quorum: int = 1
+    digest: str = ""  # the step definition it asked about
+    opened_at: datetime = _at(nullable=False)
+    closed_at: datetime | None = _at()
+    closed: str | None = Field(default=None, index=True)  # `model.approvals.Closed`
+
+
 class VoteRow(SQLModel, table=True):
-    """A person's ✅ or ❌ on a step's approval request, bound to the step's definition."""
+    """A person's ✅ or ❌ on one approval request; one per person and request."""
 
     __tablename__ = "votes"
+    __table_args__ = (sa.UniqueConstraint("request_id", "user", name="uq_votes_request_id_user"),)
 
     id: int | None = Field(default=None, primary_key=True)
     step_id: int = Field(foreign_key="step_runs.id", index=True)
+    request_id: str | None = Field(default=None, index=True)
     user: str
     approve: bool
     digest: str
@@ -136,7 +159,7 @@ class OutboxRow(SQLModel, table=True):
     channel: str = ""
     text: str = ""
     thread_of_card: bool = True
-    meta: dict[str, Any] | None = _json()
+    request_id: str | None = Field(default=None, index=True)  # an approval request's message
     created_at: datetime = _at(nullable=False)
     delivered_at: datetime | None = _at(index=True)
 
@@ -152,7 +175,7 @@ class SlackMessageRow(SQLModel, table=True):
     kind: str = "card"
     channel_id: str = ""
     ts: str = Field(default="", index=True)
-    digest: str = ""
+    request_id: str | None = Field(default=None, index=True)
     created_at: datetime = _at(nullable=False)
 
 

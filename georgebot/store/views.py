@@ -6,11 +6,9 @@ These only read: `georgebot status` and `audit` are safe beside a running `georg
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
 
 from georgebot.model.specs import AgentSpec
-from georgebot.model.status import Condition, StepStatus
+from georgebot.model.status import StepStatus
 from georgebot.model.views import AgentView, JobView, StatusView, StepView, Usage, WaitView
 from georgebot.store.repository import Store
 from georgebot.store.shapes import RunState
@@ -19,7 +17,7 @@ from georgebot.store.shapes import RunState
 def job_view(
     run: RunState,
     usage: dict[tuple[int, str], Usage] | None = None,
-    approved: dict[int, list[str]] | None = None,
+    approved: dict[str, list[str]] | None = None,
 ) -> JobView:
     usage = usage or {}
     names = {s.name for s in run.spec.steps}
@@ -29,15 +27,16 @@ def job_view(
             continue
         spec = run.spec.step(state.name)
         waiting = None
-        if state.waits_for and state.status is StepStatus.WAITING:
-            w = state.waits_for
+        if state.waits and state.status is StepStatus.WAITING:
+            w = state.waits
             waiting = WaitView(
-                channel=w.get("channel", ""),
-                text=w.get("text", ""),
-                approvers=tuple(w.get("approvers", [])),
-                quorum=int(w.get("quorum", 1)),
-                approved_by=tuple((approved or {}).get(state.id, [])),
-                kind=str(w.get("kind", "ask")),
+                channel=w.channel,
+                text=w.text,
+                approvers=w.approvers,
+                quorum=w.quorum,
+                approved_by=tuple((approved or {}).get(w.request, [])),
+                kind=w.kind,
+                request=w.request,
             )
         steps.append(
             StepView(
@@ -67,7 +66,7 @@ def job_view(
         steps=tuple(steps),
         created_at=run.created_at,
         updated_at=run.updated_at,
-        conditions=tuple(_conditions(run.conditions)),
+        conditions=run.conditions,
         usage=total,
         run_id=run.id,
     )
@@ -75,9 +74,7 @@ def job_view(
 
 def job_views(store: Store, runs: Sequence[RunState]) -> list[JobView]:
     usage = store.usage([r.id for r in runs])
-    approved = {
-        s.id: store.approvers_so_far(s) for r in runs for s in r.steps if s.status is StepStatus.WAITING
-    }
+    approved = store.approvals([s.waits.request for r in runs for s in r.steps if s.waits])
     return [job_view(r, usage, approved) for r in runs]
 
 
@@ -121,16 +118,3 @@ def _capabilities(spec: AgentSpec) -> dict[str, list[str]]:
     if body.channels:
         out["slack"] = sorted(body.channels)
     return out
-
-
-def _conditions(raw: list[dict[str, Any]]) -> list[Condition]:
-    return [
-        Condition(
-            type=c["type"],
-            status=bool(c["status"]),
-            reason=c.get("reason", ""),
-            message=c.get("message", ""),
-            last_transition_time=datetime.fromisoformat(c["lastTransitionTime"]),
-        )
-        for c in raw
-    ]

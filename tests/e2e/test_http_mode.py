@@ -70,8 +70,13 @@ async def test_signed_events_are_answered_and_forged_ones_refused(george: tuple[
                   "channel": channel, "ts": "1795550000.000100", "event_ts": "1795550000.000100"},
     })
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{url}/healthz") as health:
-            assert health.status == 200 and (await health.json())["ok"] is True
+        deadline = time.monotonic() + 30
+        while True:  # ready once the first sync has been applied, a moment after the start
+            async with http.get(f"{url}/healthz") as health:
+                if health.status == 200 and (await health.json())["ok"] is True:
+                    break
+            assert time.monotonic() < deadline, "George never became ready"
+            await asyncio.sleep(0.05)
         async with http.post(f"{url}/slack/events", data=body, headers=signed(body, "wrong")) as forged:
             assert forged.status == 401
         async with http.post(f"{url}/slack/events", data=body) as unsigned:

@@ -12,7 +12,7 @@ from typing import Any
 
 from georgebot import errors
 from georgebot.engine.ports import ApprovalRequest, Done, StepRecorder, StepResult, StepTask, Wait
-from georgebot.engine.service import Engine, EngineSettings
+from georgebot.engine.service import Decision, Engine, EngineSettings
 from georgebot.manifests.snapshot import ManifestIssue, Revision, Snapshot
 from georgebot.model.rendered import RenderedJob
 from georgebot.model.specs import AgentSpec, Step, StepForm
@@ -149,3 +149,16 @@ def make_engine(
     return Engine(
         EngineSettings(home=home, **settings), store=store, source=source, runner=runner, clock=clock
     )
+
+
+def request_of(store: Store, job_name: str, step_name: str) -> str:
+    """The id of the request the step waits on now."""
+    state = store.load_runs([job_name])[0].step(step_name)
+    assert state is not None and state.waits is not None, f"{job_name}/{step_name} is not waiting"
+    return state.waits.request
+
+
+async def decide(engine: Engine, job_name: str, step_name: str, **vote: Any) -> Decision:
+    """A person's vote on the request the step waits on now."""
+    verdict = await engine.decide(request_of(engine.store, job_name, step_name), **vote)
+    return verdict.decision

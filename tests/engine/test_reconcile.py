@@ -12,7 +12,17 @@ from georgebot import errors
 from georgebot.engine.service import Decision, Engine
 from georgebot.model.status import JobStatus, StepStatus
 from georgebot.store import Store
-from tests.engine.harness import FakeSource, ScriptedRunner, agent, fail, job, make_engine, step
+from tests.engine.harness import (
+    FakeSource,
+    ScriptedRunner,
+    agent,
+    decide,
+    fail,
+    job,
+    make_engine,
+    request_of,
+    step,
+)
 
 
 @pytest.fixture
@@ -148,7 +158,7 @@ async def test_job_in_a_file_that_no_longer_parses_keeps_running(
     await engine.settle()
     run = sqlite_store.load_runs(["j"])[0]
     assert run.status is JobStatus.WAITING
-    assert [c["type"] for c in run.conditions] == ["InvalidSpec"]
+    assert [c.type for c in run.conditions] == ["InvalidSpec"]
 
 
 async def test_changed_job_applies_to_unfinished_steps_only(
@@ -165,7 +175,7 @@ async def test_changed_job_applies_to_unfinished_steps_only(
     run = sqlite_store.load_runs(["j"])[0]
     assert run.generation == 2
     assert runner.order("j") == ["a", "gate", "gate"]  # a stays succeeded; gate asks again
-    assert run.steps[1].waits_for and run.steps[1].waits_for["text"] == "v2?"
+    assert run.steps[1].waits and run.steps[1].waits.text == "v2?"
 
 
 async def test_approval_needs_an_approver_and_quorum(
@@ -179,11 +189,11 @@ async def test_approval_needs_an_approver_and_quorum(
         )
     )
     await engine.settle()
-    assert await engine.decide("j", "gate", user="U9", approve=True) is Decision.NOT_APPROVER
-    assert await engine.decide("j", "gate", user="U1", approve=True) is Decision.RECORDED
-    assert await engine.decide("j", "gate", user="U1", approve=True) is Decision.RECORDED
+    assert await decide(engine, "j", "gate", user="U9", approve=True) is Decision.NOT_APPROVER
+    assert await decide(engine, "j", "gate", user="U1", approve=True) is Decision.RECORDED
+    assert await decide(engine, "j", "gate", user="U1", approve=True) is Decision.ALREADY_COUNTED
     assert (
-        await engine.decide("j", "gate", user="U7", approve=True, user_groups=frozenset({"S0TEAM"}))
+        await decide(engine, "j", "gate", user="U7", approve=True, user_groups=frozenset({"S0TEAM"}))
         is Decision.APPROVED
     )
     await engine.settle()
@@ -197,9 +207,8 @@ async def test_rejection_fails_the_step_with_who_and_why(
 ) -> None:
     source.commit(job("j", step("gate", ask={})))
     await engine.settle()
-    assert (
-        await engine.decide("j", "gate", user="U01ALEX", approve=False, note="no budget") is Decision.REJECTED
-    )
+    rejected = await decide(engine, "j", "gate", user="U01ALEX", approve=False, note="no budget")
+    assert rejected is Decision.REJECTED
     await engine.settle()
     run = sqlite_store.load_runs(["j"])[0]
     assert (run.status, run.steps[0].reason, run.steps[0].message) == (
@@ -250,8 +259,8 @@ async def test_no_progress_for_the_deadline_sets_stalled(
     clock.advance(timedelta(days=7, seconds=1))
     await engine.settle()
     run = sqlite_store.load_runs(["j"])[0]
-    stalled = [c for c in run.conditions if c["type"] == "Stalled"]
-    assert stalled and "gate waits for approval by U01ALEX" in stalled[0]["message"]
+    stalled = run.condition("Stalled")
+    assert stalled and "gate waits for approval by U01ALEX" in stalled.message
 
 
 async def test_a_pass_on_the_same_commit_is_idempotent(
@@ -344,11 +353,12 @@ async def test_a_decision_on_a_tool_call_resumes_the_agent_with_it(
     source.commit(job("j", step("rotate", instructions="Rotate the key", done_when="rotated")))
     runner.on("rotate", _asks("tool"), finish)
     await engine.settle()
-    assert await engine.decide("j", "rotate", user="U9", approve=True) is Decision.NOT_APPROVER
-    assert await engine.decide("j", "rotate", user="U01ALEX", approve=True) is Decision.APPROVED
+    decided = request_of(sqlite_store, "j", "rotate")
+    assert await decide(engine, "j", "rotate", user="U9", approve=True) is Decision.NOT_APPROVER
+    assert await decide(engine, "j", "rotate", user="U01ALEX", approve=True) is Decision.APPROVED
     await engine.settle()
     assert status_of(sqlite_store, "j")[0] is JobStatus.SUCCEEDED
-    assert decisions == [{"approved": True, "by": ["U01ALEX"], "note": ""}]
+    assert decisions == [{"approved": True, "by": ["U01ALEX"], "note": "", "request": decided}]
 
 
 async def test_a_failed_step_runs_again_only_when_its_own_definition_changes(

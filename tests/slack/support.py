@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from georgebot.devslack import ChannelSeed, GroupSeed, LocalSlack, Message, Person, Seed
+from georgebot.engine.ports import ChatPort
 from georgebot.engine.service import Engine
 from georgebot.slack.publisher import CardPublisher
 from georgebot.slack.transport import SlackSurface
@@ -104,6 +105,18 @@ class ManualTicker:
                     return min(blocked)
 
 
+@dataclass
+class _Tee:
+    """The engine's chat port, also telling a waiting test that something changed."""
+
+    inner: ChatPort
+    hook: Callable[[int], None]
+
+    def changed(self, run_id: int) -> None:
+        self.inner.changed(run_id)
+        self.hook(run_id)
+
+
 async def until(predicate: Callable[[], T], *, slack: LocalSlack | None = None,
                 engine: Engine | None = None, publisher: CardPublisher | None = None,
                 timeout: float = 15.0) -> T:  # noqa: ASYNC109
@@ -116,8 +129,9 @@ async def until(predicate: Callable[[], T], *, slack: LocalSlack | None = None,
 
     if slack is not None:
         slack.state.listeners.append(changed.set)
-    if engine is not None:
-        engine.listeners.append(listener)
+    tee = _Tee(engine.chat, listener) if engine is not None else None
+    if engine is not None and tee is not None:
+        engine.chat = tee
     if publisher is not None:
         publisher.listeners.append(listener)
     try:
@@ -129,8 +143,8 @@ async def until(predicate: Callable[[], T], *, slack: LocalSlack | None = None,
     finally:
         if slack is not None:
             slack.state.listeners.remove(changed.set)
-        if engine is not None:
-            engine.listeners.remove(listener)
+        if engine is not None and tee is not None and engine.chat is tee:
+            engine.chat = tee.inner
         if publisher is not None:
             publisher.listeners.remove(listener)
 

@@ -26,7 +26,7 @@ async def test_slash_status_answers_privately_with_what_waits_for_me_first(
 
 async def test_slash_status_job_shows_its_steps(george: George) -> None:
     george.commit(job("j", step("a"), step("b", needs=("a",))))
-    await george.until(lambda: "Succeeded" in george.card_text("j"))
+    await george.until(lambda: "Succeeded" in george.headline("j"))
 
     await george.slack.slash(PAT, GEORGE_CHANNEL, "/george status j")
 
@@ -63,7 +63,7 @@ async def test_mentioning_retry_job_retries_a_failed_job(george: George) -> None
 
 async def test_retry_in_a_card_thread_retries_that_job_and_says_why_not(george: George) -> None:
     george.commit(job("j", step("a")))
-    await george.until(lambda: "Succeeded" in george.card_text("j"))
+    await george.until(lambda: "Succeeded" in george.headline("j"))
     card = george.card("j")
     assert card is not None
 
@@ -81,7 +81,7 @@ async def test_retry_in_a_card_thread_retries_that_job_and_says_why_not(george: 
 
 async def test_mentioning_status_in_a_card_thread_answers_there(george: George) -> None:
     george.commit(job("j", step("a")))
-    await george.until(lambda: "Succeeded" in george.card_text("j"))
+    await george.until(lambda: "Succeeded" in george.headline("j"))
     card = george.card("j")
     assert card is not None
 

@@ -18,7 +18,7 @@ from georgebot.engine.service import Engine
 from georgebot.model.status import JobStatus, StepStatus
 from georgebot.slack.publisher import CardPublisher, PublisherSettings
 from georgebot.store import Store
-from tests.engine.harness import FakeSource, ScriptedRunner, job, step
+from tests.engine.harness import FakeSource, ScriptedRunner, decide, job, step
 from tests.slack.support import IT, OPS, George, ManualTicker, cards, text_of, until
 
 Publish = Callable[..., Awaitable[CardPublisher]]
@@ -87,7 +87,7 @@ async def test_a_card_is_posted_once_and_updated_in_place(
         [m for m in slack.state.all_messages() if m.thread_ts and m.ts != m.thread_ts])
 
     calls = len(slack.calls)
-    publisher.notify(record.job_id)  # nothing changed: nothing is sent
+    publisher.changed(record.job_id)  # nothing changed: nothing is sent
     await publisher.settled()
     assert len(slack.calls) == calls
 
@@ -166,7 +166,7 @@ async def test_a_restarted_publisher_updates_the_same_card(
 
     second = await publish(min_interval=0.0)
     await second.settled()
-    await engine.decide("j", "gate", user="U01ALEX", approve=True)
+    await decide(engine, "j", "gate", user="U01ALEX", approve=True)
     await engine.settle()
     await second.settled()
 
@@ -210,13 +210,13 @@ async def test_the_update_budget_is_shared_and_the_newest_change_goes_first(
     order: list[str] = []
     publisher.listeners.append(lambda run_id: order.append(next(
         n for n, i in ids.items() if i == run_id)))
-    engine.listeners.remove(publisher.notify)  # the three changes are announced below, in order
+    engine.detach(publisher)  # the three changes are announced below, in order
     for name in ("j1", "j2", "j3"):
-        await engine.decide(name, "gate", user="U01ALEX", approve=True)
+        await decide(engine, name, "gate", user="U01ALEX", approve=True)
     await engine.settle()
 
     for name in ("j1", "j2", "j3"):
-        publisher.notify(ids[name])
+        publisher.changed(ids[name])
     assert await ticker.parked() == ticker.now() + 10  # one update went; the next in 10s
     ticker.advance(10)
     assert await ticker.parked() == ticker.now() + 10

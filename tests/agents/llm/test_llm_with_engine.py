@@ -16,7 +16,7 @@ from georgebot.model.status import StepStatus
 from georgebot.store import Store
 from tests.agents.llm.fakes import API_KEY, MODEL, agent_spec
 from tests.agents.llm.messages_api import MessagesApi, call, report, turn
-from tests.engine.harness import FakeSource, job, make_engine, step
+from tests.engine.harness import FakeSource, decide, job, make_engine, step
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ async def test_an_approved_call_runs_in_the_next_attempt(engine, api, sqlite_sto
     assert status(sqlite_store) is StepStatus.WAITING
 
     api.play(report("succeeded"))
-    decision = await engine.decide("onboard-alice", "welcome", user="U012IT", approve=True)
+    decision = await decide(engine, "onboard-alice", "welcome", user="U012IT", approve=True)
     await engine.settle()
 
     assert decision is Decision.APPROVED

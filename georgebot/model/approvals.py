@@ -1,0 +1,100 @@
+"""Approval requests: what a Waiting step waits for, and how a request ended.
+
+Every request (an `ask` step, a tool call under `requireApproval`, an agent's question) has
+its own id. Votes, the Slack message that carries it, and the decision all bind to that id,
+so a reaction on any other request can never decide this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+WaitKind = Literal["ask", "question", "tool"]
+"""`ask`: a ✅ quorum completes the step. `question` (an LLM's `ask_human`): a reply in the
+job's thread resumes it. `tool` (a `requireApproval` tool call): the decision resumes it, and
+the agent reads the decision from its context."""
+
+
+class Closed(StrEnum):
+    """Why a request no longer takes votes."""
+
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    ANSWERED = "Answered"
+    TIMED_OUT = "TimedOut"
+    SUPERSEDED = "Superseded"  # a retry, a new generation or a new round replaced it
+    CANCELLED = "Cancelled"  # the job was removed from Git
+
+
+@dataclass(frozen=True)
+class Waits:
+    """What a Waiting step waits for: one request, by id, and what it asked of whom."""
+
+    request: str
+    kind: WaitKind
+    channel: str
+    text: str
+    approvers: tuple[str, ...]
+    quorum: int
+    reminded: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "kind": self.kind,
+            "channel": self.channel,
+            "text": self.text,
+            "approvers": list(self.approvers),
+            "quorum": self.quorum,
+            "reminded": self.reminded,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Waits:
+        kind = raw.get("kind", "ask")
+        return cls(
+            request=str(raw.get("request", "")),
+            kind=kind if kind in ("ask", "question", "tool") else "ask",
+            channel=str(raw.get("channel", "")),
+            text=str(raw.get("text", "")),
+            approvers=tuple(str(a) for a in raw.get("approvers", [])),
+            quorum=int(raw.get("quorum", 1)),
+            reminded=bool(raw.get("reminded", raw.get("pinged", False))),
+        )
+
+
+@dataclass(frozen=True)
+class Vote:
+    user: str
+    approve: bool
+
+
+@dataclass(frozen=True)
+class Request:
+    """An approval request as stored: open while `closed` is None."""
+
+    id: str
+    job_id: int
+    step_id: int
+    step: str
+    kind: WaitKind
+    channel: str
+    approvers: tuple[str, ...]
+    quorum: int
+    digest: str
+    text: str = ""
+    closed: Closed | None = None
+    votes: tuple[Vote, ...] = ()
+
+    def approvals(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v.user for v in self.votes if v.approve))
+
+    def voted(self, user: str) -> bool:
+        return any(v.user == user for v in self.votes)
+
+
+def is_approver(user: str, groups: frozenset[str], approvers: tuple[str, ...]) -> bool:
+    """A listed user, or a member of a listed user group (`S…` ids)."""
+    return user in approvers or bool(groups & set(approvers))
