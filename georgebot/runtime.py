@@ -218,9 +218,13 @@ async def run_bot(settings: Settings, *, announce: Callable[[str], None] = print
 
 async def _http_server(settings: Settings, george: George, surface: SlackSurface) -> web.AppRunner:
     async def healthz(_: web.Request) -> web.Response:
-        ready = surface.ready and george.engine.snapshot is not None
-        return web.json_response({"ok": ready, "slack": surface.ready,
-                                  "synced": george.engine.snapshot is not None},
+        synced, writable = george.engine.snapshot is not None, george.engine.writable
+        ready = surface.ready and synced and writable
+        reasons = [why for why, fine in (("not connected to Slack", surface.ready),
+                                         ("not synced from Git yet", synced),
+                                         ("the database is not writable", writable)) if not fine]
+        return web.json_response({"ok": ready, "slack": surface.ready, "synced": synced,
+                                  "database": {"writable": writable}, "reasons": reasons},
                                  status=200 if ready else 503)
 
     app = web.Application()

@@ -167,6 +167,8 @@ class Engine:
             self._wake.clear()
             sync, self._sync_requested = self._sync_requested, False
             try:
+                if not self.writable:
+                    await self.io(self.store.probe)
                 await self.reconcile_once(sync=sync)
             except errors.ConfigError as e:
                 log.error("%s", e)

@@ -24,6 +24,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+_WRITES = frozenset({"commit", "probe", "apply_generation", "create_run", "renew_leases", "add_context"})
+
+
 class StoreThread:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -39,7 +42,8 @@ class StoreThread:
         except errors.StoreBusy:
             self.writable = False
             raise
-        self.writable = True
+        if not self.writable and getattr(fn, "__name__", "") in _WRITES:
+            self.writable = True  # a write went through: the database takes writes again
         return result
 
     def close(self) -> None:

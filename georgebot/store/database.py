@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,20 +36,25 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(busy_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
-def create(url: str) -> Database:
+def create(url: str, *, busy_ms: int = 5000) -> Database:
+    """`busy_ms`: how long a SQLite write waits for another writer's lock before the store
+    reports the database busy (and George writes again later)."""
     try:
         if url.startswith("sqlite"):
             engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
+            sa.event.listen(engine, "connect", _sqlite_pragmas(busy_ms))
         else:
             engine = sa.create_engine(url, pool_pre_ping=True)
     except (ArgumentError, ImportError) as e:
@@ -68,9 +73,9 @@ def migrate(db: Database) -> None:
         command.upgrade(config, "head")
 
 
-def open_database(url: str, *, upgrade: bool = True) -> Database:
+def open_database(url: str, *, upgrade: bool = True, busy_ms: int = 5000) -> Database:
     """Connects and brings the schema up to date; a database that can't be reached is a ConfigError."""
-    db = create(url)
+    db = create(url, busy_ms=busy_ms)
     try:
         if upgrade:
             migrate(db)

@@ -53,6 +53,13 @@ class Records:
     def session(self) -> Session:
         return Session(self.db.engine, expire_on_commit=False)
 
+    def probe(self) -> None:
+        """A write, rolled back: raises while the database does not take writes (locked,
+        read-only, full), so George can say when it does again."""
+        with self.db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE revisions SET sha = sha WHERE id = (SELECT max(id) FROM revisions)"))
+            conn.rollback()
+
     # --- revisions ------------------------------------------------------------------
 
     def record_revision(

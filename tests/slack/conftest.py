@@ -75,6 +75,7 @@ async def george(slack: LocalSlack, engine: Engine, sqlite_store: Store, source:
         yield connected
         await connected.idle()
     finally:
+        await connected.surface.close()  # the test may have started another
         await surface.close()
         loop.cancel()
         with suppress(asyncio.CancelledError):
