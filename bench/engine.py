@@ -1,12 +1,23 @@
-"""Engine throughput and idle cost.
+"""Engine throughput, CPU and SQL per step, and idle cost.
 
-    python bench/engine.py [--jobs 200]
+    .venv/bin/python bench/engine.py [--jobs 200] [--serial-jobs 40] [--rounds 3] [--check]
 
 Runs N jobs x 5 chained `run` steps (`true`) through the real engine (SQLite, the shell
-executor, leases, the event log) and, in the same run, the same subprocesses through a bare
-asyncio loop that commits one SQLite row per step (the floor). Reports steps/s, George's
-overhead per step above the floor, peak RSS, and the cost of a pass over 10,000 finished
-jobs with nothing to do. Targets: within 1.5x of the floor at N=200; idle pass < 20 ms.
+executor, leases, the event log) and the same subprocesses through a bare asyncio loop that
+commits one SQLite row per step (the floor): first 16 steps at once, then one at a time (40
+jobs x 5). Each side runs in a fresh process; wall time and CPU time (the process's own user +
+system time plus that of the children it waited for, from `getrusage`) cover the same region
+on both sides: from the first pass (George) or the first job (floor) until the last step is
+committed. With `--rounds` above 1 the sides alternate and the median of each is shown.
+
+For George it also counts, with SQLAlchemy event listeners on the store's engine, the SQL
+statements (`before_cursor_execute`) and transactions committed per step; then it times a
+pass over 10,000 finished jobs with nothing to do
+(run to the end first, through the engine, with a runner whose steps succeed at once).
+
+Targets: at 16 at once, George within 1.5x of the floor's wall time and 2x of its CPU per
+step; one at a time, within 2x of its wall time; an idle pass < 20 ms. Prints the figures and
+exits 0; with `--check`, exits 1 if a target is missed.
 """
 
 from __future__ import annotations
@@ -20,14 +31,18 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from georgebot.agents import StepRunner
-from georgebot.engine.ports import SystemClock
+from georgebot.engine.ports import Done, StepRecorder, StepTask, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
 from georgebot.manifests.snapshot import Revision, Snapshot
 from georgebot.model.rendered import RenderedJob
@@ -37,6 +52,10 @@ from georgebot.store import Store, open_database
 
 STEPS = 5
 CONCURRENCY = 16
+TARGET_WALL = 1.5  # George / floor, 16 at once
+TARGET_CPU = 2.0  # George / floor, CPU per step, 16 at once
+TARGET_SERIAL_WALL = 2.0  # George / floor, one at a time
+TARGET_IDLE = 0.020  # seconds
 
 
 @dataclass
@@ -51,13 +70,13 @@ class Source:
         return self.root
 
 
-def snapshot(jobs: int) -> Snapshot:
+def snapshot(jobs: int, concurrency: int = CONCURRENCY, length: int = STEPS) -> Snapshot:
     agent = AgentSpec.model_validate(
         {
             "apiVersion": "george/v1",
             "kind": "AgentSpec",
             "metadata": {"name": "bench"},
-            "spec": {"capabilities": [{"shell": {"commands": ["true"]}}], "maxConcurrentSteps": CONCURRENCY},
+            "spec": {"capabilities": [{"shell": {"commands": ["true"]}}], "maxConcurrentSteps": concurrency},
         }
     )
     rendered = {}
@@ -66,7 +85,7 @@ def snapshot(jobs: int) -> Snapshot:
             Step.model_validate(
                 {"name": f"s{k}", "agent": "bench", "run": ["true"], "needs": [f"s{k - 1}"] if k else []}
             )
-            for k in range(STEPS)
+            for k in range(length)
         ]
         rendered[f"job-{i}"] = RenderedJob(
             name=f"job-{i}",
@@ -85,36 +104,71 @@ def snapshot(jobs: int) -> Snapshot:
     )
 
 
-async def george(jobs: int, work: Path) -> float:
+def cpu_seconds() -> float:
+    """User + system time of this process and of every child it has waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class Meter:
+    """Wall and CPU time over one region (the same calls on both sides)."""
+
+    def start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), cpu_seconds()
+
+    def stop(self) -> dict[str, float]:
+        return {"wall": time.perf_counter() - self._wall, "cpu": cpu_seconds() - self._cpu}
+
+
+def count_sql(engine: sa.Engine) -> Counter[str]:
+    """Statements by their first word, and COMMIT / ROLLBACK of transactions, as they happen."""
+    counts: Counter[str] = Counter()
+
+    def statement(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        counts[sql.lstrip().split(None, 1)[0].upper()] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    sa.event.listen(engine, "commit", lambda conn: counts.update(["tx COMMIT"]))
+    sa.event.listen(engine, "rollback", lambda conn: counts.update(["tx ROLLBACK"]))
+    return counts
+
+
+async def george(jobs: int, concurrency: int, work: Path) -> dict[str, Any]:
     db = open_database(f"sqlite:///{work / 'george.db'}")
     runner = StepRunner()
     await runner.start()
     engine = Engine(
-        EngineSettings(home=work / "home", max_concurrent_steps=CONCURRENCY),
+        EngineSettings(home=work / "home", max_concurrent_steps=concurrency),
         store=Store(db),
-        source=Source(snapshot(jobs), work),
+        source=Source(snapshot(jobs, concurrency), work),
         runner=runner,
         clock=SystemClock(),
     )
     await engine.start()
-    started = time.perf_counter()
+    sql = count_sql(db.engine)
+    sql.clear()
+    meter = Meter()
+    meter.start()
     await engine.settle(max_passes=100_000)
-    elapsed = time.perf_counter() - started
+    figures: dict[str, Any] = meter.stop()
+    figures["sql"] = dict(sql)
+    figures["passes"] = engine.passes
     runs = engine.store.load_runs()
     assert all(r.status is JobStatus.SUCCEEDED for r in runs), "not every job succeeded"
     await engine.close()
     await runner.close()
     db.close()
-    return elapsed
+    return figures
 
 
-async def floor(jobs: int, work: Path) -> float:
-    """The same subprocesses, chained per job, CONCURRENCY at once, one committed row each."""
+async def floor(jobs: int, concurrency: int, work: Path) -> dict[str, Any]:
+    """The same subprocesses, chained per job, `concurrency` at once, one committed row each."""
     conn = sqlite3.connect(work / "floor.db")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE steps (job TEXT, step INTEGER, at TEXT)")
-    gate = asyncio.Semaphore(CONCURRENCY)
+    conn.execute("CREATE TABLE IF NOT EXISTS steps (job TEXT, step INTEGER, at TEXT)")
+    gate = asyncio.Semaphore(concurrency)
 
     async def one_job(i: int) -> None:
         for k in range(STEPS):
@@ -126,30 +180,37 @@ async def floor(jobs: int, work: Path) -> float:
                 )
                 conn.commit()
 
-    started = time.perf_counter()
+    meter = Meter()
+    meter.start()
     await asyncio.gather(*(one_job(i) for i in range(jobs)))
-    elapsed = time.perf_counter() - started
+    figures = meter.stop()
     conn.close()
-    return elapsed
+    return figures
 
 
-async def idle_pass(finished: int, work: Path) -> float:
+class Instant:
+    """An `AgentRunner` whose every step succeeds at once: to set up finished jobs quickly."""
+
+    async def run(self, task: StepTask, recorder: StepRecorder) -> Done:
+        return Done("done")
+
+
+async def idle_pass(finished: int, _concurrency: int, work: Path) -> dict[str, Any]:
+    """Jobs run to the end through the engine (not timed), then passes with nothing to do."""
     db = open_database(f"sqlite:///{work / 'idle.db'}")
     store = Store(db)
-    now = datetime.now(UTC)
-    snap = snapshot(0)
-    for i in range(finished):
-        job = RenderedJob(
-            name=f"done-{i}",
-            template="bench",
-            channel="#bench",
-            deadline=None,
-            params={},
-            fuzzy={},
-            steps=[Step(name="s0", agent="bench", run=["true"])],
-        )
-        run = store.create_run(job, file="x.yaml", revision=snap.revision.sha, actor="bench", at=now)
-        store.set_job_status(run, JobStatus.SUCCEEDED, actor="bench", message="", at=now, active=False)
+    snap = snapshot(finished, length=1)
+    setup = Engine(
+        EngineSettings(home=work / "home", max_concurrent_steps=max(finished, 1)),
+        store=store,
+        source=Source(snap, work),
+        runner=Instant(),
+        clock=SystemClock(),
+    )
+    await setup.start()
+    await setup.settle(max_passes=100_000)
+    await setup.close()
+    assert all(r.status is JobStatus.SUCCEEDED for r in store.load_runs()), "not every job succeeded"
     engine = Engine(
         EngineSettings(home=work / "home"),
         store=store,
@@ -158,7 +219,7 @@ async def idle_pass(finished: int, work: Path) -> float:
         clock=SystemClock(),
     )
     await engine.start()
-    await engine.reconcile_once()  # the first sync of this revision
+    await engine.reconcile_once()  # the first sync of this process
     timings = []
     for _ in range(20):
         started = time.perf_counter()
@@ -166,44 +227,129 @@ async def idle_pass(finished: int, work: Path) -> float:
         timings.append(time.perf_counter() - started)
     await engine.close()
     db.close()
-    return statistics.median(timings)
+    return {"wall": statistics.median(timings)}
 
 
-def measure(which: str, n: int, work: str) -> tuple[float, float]:
+def measure(which: str, n: int, concurrency: int, work: str) -> dict[str, Any]:
     """Runs in a fresh process, so each measurement starts from the same footing (the cost
-    of a fork grows with the parent's memory). Returns (seconds, peak RSS in MiB)."""
+    of a fork grows with the parent's memory). Adds the process's peak RSS in MiB."""
     fn = {"floor": floor, "george": george, "idle": idle_pass}[which]
-    seconds = asyncio.run(fn(n, Path(work)))
-    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures = asyncio.run(fn(n, concurrency, Path(work)))
+    figures["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return figures
+
+
+def median(rounds: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in rounds)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def table(rows: list[tuple[str, ...]]) -> None:
+    """Columns aligned over the rows of 2 cells or more; a 1-cell row is a heading."""
+    cells = [r for r in rows if len(r) > 1]
+    widths = [max(len(r[i]) for r in cells if len(r) > i) for i in range(max(map(len, cells)))]
+    for row in rows:
+        if len(row) == 1:
+            print(row[0])
+            continue
+        out = [c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)]
+        print("  ".join(out).rstrip())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--finished", type=int, default=10_000)
+    parser.add_argument("--jobs", type=int, default=200, help="jobs at 16 at once (default 200)")
+    parser.add_argument("--serial-jobs", type=int, default=40, help="jobs one at a time (default 40)")
+    parser.add_argument("--finished", type=int, default=10_000, help="finished jobs for the idle pass")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (median)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args()
-    steps = args.jobs * STEPS
     spawn = multiprocessing.get_context("spawn")
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp, spawn.Pool(1, maxtasksperchild=1) as pool:
-        floor_s, _ = pool.apply(measure, ("floor", args.jobs, tmp))
-        george_s, rss_mb = pool.apply(measure, ("george", args.jobs, tmp))
-        idle_s, _ = pool.apply(measure, ("idle", args.finished, tmp))
-    ratio = george_s / floor_s
-    print(
-        f"steps                 {steps} ({args.jobs} jobs x {STEPS} chained `true` steps, "
-        f"{CONCURRENCY} at once)"
+        for _ in range(args.rounds):
+            for jobs, concurrency in ((args.jobs, CONCURRENCY), (args.serial_jobs, 1)):
+                for which in ("floor", "george"):
+                    with tempfile.TemporaryDirectory(dir=tmp) as work:
+                        figures = pool.apply(measure, (which, jobs, concurrency, work))
+                    results.setdefault((which, concurrency), []).append(figures)
+        with tempfile.TemporaryDirectory(dir=tmp) as work:
+            idle = pool.apply(measure, ("idle", args.finished, 1, work))
+
+    missed: list[str] = []
+    notes: list[str] = []
+    rows: list[tuple[str, ...]] = [("", "floor", "George", "George/floor", "target", "")]
+    for label, jobs, concurrency in (
+        (f"{CONCURRENCY} at once", args.jobs, CONCURRENCY),
+        ("one at a time", args.serial_jobs, 1),
+    ):
+        steps = jobs * STEPS
+        fl, ge = results[("floor", concurrency)], results[("george", concurrency)]
+        wall_f, wall_g = median(fl, "wall"), median(ge, "wall")
+        cpu_f, cpu_g = median(fl, "cpu") / steps, median(ge, "cpu") / steps
+        wall_target = TARGET_WALL if concurrency > 1 else TARGET_SERIAL_WALL
+        wall_ok = wall_g / wall_f <= wall_target
+        rows.append((f"{label}: {jobs} jobs x {STEPS} steps = {steps} steps",))
+        rows.append(
+            (
+                "  wall time",
+                f"{wall_f:.2f} s",
+                f"{wall_g:.2f} s",
+                f"{wall_g / wall_f:.2f}x",
+                f"<= {wall_target}x",
+                verdict(wall_ok),
+            )
+        )
+        rows.append(("  steps/s", f"{steps / wall_f:.0f}", f"{steps / wall_g:.0f}"))
+        rows.append(("  wall per step", f"{wall_f / steps * 1000:.2f} ms", f"{wall_g / steps * 1000:.2f} ms"))
+        cpu_row: tuple[str, ...] = (
+            "  CPU per step",
+            f"{cpu_f * 1000:.2f} ms",
+            f"{cpu_g * 1000:.2f} ms",
+            f"{cpu_g / cpu_f:.2f}x",
+        )
+        if concurrency > 1:
+            cpu_ok = cpu_g / cpu_f <= TARGET_CPU
+            cpu_row += (f"<= {TARGET_CPU}x", verdict(cpu_ok))
+            if not cpu_ok:
+                missed.append("CPU per step")
+        rows.append(cpu_row)
+        if not wall_ok:
+            missed.append(f"wall time, {label}")
+        sql = Counter(ge[-1]["sql"])
+        statements = sum(v for k, v in sql.items() if not k.startswith("tx "))
+        kinds = ", ".join(f"{k} {v / steps:.1f}" for k, v in sql.most_common() if not k.startswith("tx "))
+        rows.append(("  SQL statements per step", "1", f"{statements / steps:.1f}"))
+        notes.append(f"SQL per step, {label}: {kinds}; {sql['tx ROLLBACK'] / steps:.2f} rollbacks (reads)")
+        rows.append(("  commits per step", "1", f"{sql['tx COMMIT'] / steps:.2f}"))
+        rows.append(("  passes (George)", "", f"{ge[-1]['passes']}"))
+        rows.append(("  peak RSS", f"{median(fl, 'rss'):.0f} MiB", f"{median(ge, 'rss'):.0f} MiB"))
+    idle_ok = idle["wall"] < TARGET_IDLE
+    if not idle_ok:
+        missed.append("idle pass")
+    rows.append(
+        (
+            f"idle pass, {args.finished} finished jobs",
+            "",
+            f"{idle['wall'] * 1000:.1f} ms",
+            "",
+            f"< {TARGET_IDLE * 1000:.0f} ms",
+            verdict(idle_ok),
+        )
     )
-    print(f"floor                 {floor_s:.2f} s  {steps / floor_s:.0f} steps/s")
-    print(f"george                {george_s:.2f} s  {steps / george_s:.0f} steps/s")
-    print(f"overhead per step     {(george_s - floor_s) / steps * 1000:.2f} ms above the floor")
-    print(f"ratio to floor        {ratio:.2f}x  (target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})")
-    print(f"peak RSS (george)     {rss_mb:.0f} MiB")
-    print(
-        f"idle pass, {args.finished} finished jobs  {idle_s * 1000:.1f} ms  "
-        f"(target < 20 ms: {'met' if idle_s < 0.020 else 'MISSED'})"
-    )
+    print(f"engine.py: median of {args.rounds} round(s), each side in a fresh process")
+    table(rows)
+    for note in notes:
+        print(note)
+    if missed:
+        print(f"missed: {'; '.join(missed)}")
+    if args.check and missed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ async def run(count: int, speed: float, work: Path) -> None:
         settings = Settings(
             slack_bot_token=slack.bot_token, slack_app_token=slack.app_token, slack_api_url=slack.api_url
         )
-        surface = SlackSurface(settings, engine, store, ticker=clock, publisher_settings=PublisherSettings())
+        surface = SlackSurface(settings, engine, ticker=clock, publisher_settings=PublisherSettings())
         await engine.start()
         await surface.start()
         loop = asyncio.create_task(engine.run_forever(), name="engine-loop")

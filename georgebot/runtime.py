@@ -195,7 +195,7 @@ async def run_bot(settings: Settings, *, announce: Callable[[str], None] = print
     try:
         await asyncio.to_thread(george.source.sync)  # an unusable repository stops us here, exit 2
         async with local_slack(settings) as (connected, local):
-            surface = SlackSurface(connected, george.engine, george.store)
+            surface = SlackSurface(connected, george.engine)
             server = await _http_server(settings, george, surface)
             try:
                 await george.start()

@@ -22,6 +22,7 @@ from typing import Any
 
 from georgebot import errors
 from georgebot.engine import lifecycle, planning
+from georgebot.engine.chat import ChatDesk
 from georgebot.engine.execution import Outcome, run_step_once
 from georgebot.engine.lifecycle import Decision, RetryPlan, Verdict
 from georgebot.engine.ports import (
@@ -105,6 +106,7 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.io = StoreThread(self.store)
+        self.desk = ChatDesk(self.store, self.io, self.clock.now)
         self.git = GitSync(self.store, self.io, self.source, cancel_job=self._cancel_job, notify=self._notify)
         self.supervisor = Supervisor(
             renew=self._renew, renew_every=self.settings.lease.total_seconds() / 3, on_reaped=self.wake

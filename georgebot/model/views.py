@@ -18,6 +18,35 @@ def iso(at: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class OutboxItem:
+    """A chat message to deliver, as the outbox holds it."""
+
+    id: int
+    job_id: int | None
+    step: str | None
+    kind: str
+    channel: str
+    text: str
+    thread_of_card: bool
+    request_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A Slack message George owns: a job's card or an approval request."""
+
+    id: int
+    job_id: int
+    step: str | None
+    kind: str
+    channel_id: str
+    ts: str
+    request_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0

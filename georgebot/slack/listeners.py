@@ -27,8 +27,6 @@ from georgebot.slack.calls import CallFailed, call
 from georgebot.slack.commands import Command
 from georgebot.slack.directory import Directory
 from georgebot.slack.work import Work
-from georgebot.store import Store
-from georgebot.store.views import status_view
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +47,11 @@ class _NoSweep:
 
 
 class Listeners:
-    def __init__(self, settings: Settings, engine: Engine, store: Store, client: AsyncWebClient,
+    def __init__(self, settings: Settings, engine: Engine, client: AsyncWebClient,
                  *, directory: Directory, work: Work | None = None) -> None:
         self.settings = settings
         self.engine = engine
-        self.store = store
+        self.desk = engine.desk
         self.client = client
         self.directory = directory
         self.work = work or Work()
@@ -147,7 +145,7 @@ class Listeners:
         await self._post(channel, shown, thread_ts=thread or ts)
 
     async def _status(self, job: str | None, user: str) -> render.Rendered:
-        view = status_view(self.store, job)
+        view = await self.desk.status(job)
         if job is not None:
             if not view.jobs:
                 return render.notice(messages.no_such_job(job))
@@ -166,13 +164,13 @@ class Listeners:
         return messages.retry_done(result.message)
 
     async def _decide(self, channel: str, ts: str, user: str, approve: bool) -> None:
-        message = self.store.find_slack_message(channel, ts)
+        message = await self.desk.message_at(channel, ts)
         if message is None or message.kind != "approval" or not message.request_id:
             self.sweep.soon()  # perhaps a request whose `ts` George has not recorded yet
             return
         approvers = await self.engine.approvers_of(message.request_id)
         groups = await self.directory.groups_of(user, frozenset(approvers))
-        root = self._thread_root(message.job_id, channel, ts)
+        root = await self._thread_root(message.job_id, channel, ts)
         note = "" if approve else await self.directory.latest_reply(channel, root, user, after=ts)
         verdict = await self.engine.decide(message.request_id, user=user, approve=approve,
                                            user_groups=groups, note=note)
@@ -200,18 +198,18 @@ class Listeners:
             await self._ephemeral(channel, user, messages.not_waiting(step, status), root)
 
     async def _reply(self, channel: str, thread: str, ts: str, user: str, text: str) -> None:
-        owner = self.store.find_slack_message(channel, thread)
+        owner = await self.desk.message_at(channel, thread)
         if owner is None:
             return
         identity = await self.directory.identity()
         if identity.user_id and f"<@{identity.user_id}>" in text:
             return  # a command to George, answered by the mention listener
         step = owner.step if owner.kind == "approval" else None
-        job = self.store.load_run(owner.job_id).name
+        job = await self.desk.job_name(owner.job_id)
         await self.engine.reply(job, user=user, text=text, step=step)  # may resume a question
 
     async def _home(self, user: str) -> None:
-        view = status_view(self.store)
+        view = await self.desk.status()
         home = render.app_home(view, user, await self._groups_in(view, user))
         await call("views.publish", self.client.views_publish(user_id=user, view=home))
 
@@ -224,12 +222,12 @@ class Listeners:
         return await self.directory.groups_of(user, wanted) if wanted else frozenset()
 
     async def _job_of_thread(self, channel: str, thread: str) -> str | None:
-        owner = self.store.find_slack_message(channel, thread)
-        return self.store.load_run(owner.job_id).name if owner is not None else None
+        owner = await self.desk.message_at(channel, thread)
+        return await self.desk.job_name(owner.job_id) if owner is not None else None
 
-    def _thread_root(self, job_id: int, channel: str, ts: str) -> str:
+    async def _thread_root(self, job_id: int, channel: str, ts: str) -> str:
         """Where talk about a request goes: the card's thread when the request is in it."""
-        card = self.store.slack_message(job_id, "card")
+        card = await self.desk.card_of(job_id)
         return card.ts if card is not None and card.channel_id == channel else ts
 
     async def _post(self, channel: str, shown: tuple[list[Block], str], thread_ts: str) -> None:

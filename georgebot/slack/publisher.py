@@ -22,13 +22,12 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from georgebot.engine.service import Engine
+from georgebot.model.views import OutboxItem
 from georgebot.slack import blocks as render
 from georgebot.slack import messages
 from georgebot.slack.calls import CONNECTION, RATE_LIMITED, CallFailed, call
 from georgebot.slack.directory import Directory
 from georgebot.slack.pacing import Budget, MonotonicTicker, Ticker
-from georgebot.store import OutboxItem, Store
-from georgebot.store.views import job_views
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,6 @@ class CardPublisher:
     def __init__(
         self,
         engine: Engine,
-        store: Store,
         client: AsyncWebClient,
         *,
         settings: PublisherSettings | None = None,
@@ -97,7 +95,7 @@ class CardPublisher:
         ticker: Ticker | None = None,
     ) -> None:
         self.engine = engine
-        self.store = store
+        self.desk = engine.desk
         self.client = client
         self.settings = settings or PublisherSettings()
         self._ticker = ticker or MonotonicTicker()
@@ -123,8 +121,8 @@ class CardPublisher:
         if self._task is not None:
             return
         self.engine.attach(self)
-        for run in self.store.load_active():
-            self.changed(run.id)  # a restart brings every live card up to date
+        for run_id in await self.desk.active_runs():
+            self.changed(run_id)  # a restart brings every live card up to date
         self.wake()
         self._task = asyncio.create_task(self._loop(), name="slack:card-publisher")
 
@@ -179,7 +177,7 @@ class CardPublisher:
         await self._drain_outbox(step)
         await self._post_new_cards(step)
         await self._update_cards(step)
-        if not self._dirty and not self.store.pending_outbox(limit=1):
+        if not self._dirty and not await self.desk.outbox(limit=1):
             self._quiet.set()
         if not step.due:
             return None
@@ -225,16 +223,15 @@ class CardPublisher:
 
     # --- cards ----------------------------------------------------------------------
 
-    def _render(self, run_id: int) -> tuple[list[Block], str]:
-        run = self.store.load_run(run_id)
-        return render.job_card(job_views(self.store, [run])[0])
+    async def _render(self, run_id: int) -> tuple[list[Block], str]:
+        return render.job_card(await self.desk.job(run_id))
 
     async def _card(self, run_id: int) -> _Card:
         """The run's card: remembered, stored (after a restart), or posted now."""
         card = self._cards.get(run_id)
         if card is not None:
             return card
-        row = self.store.slack_message(run_id, "card")
+        row = await self.desk.card_of(run_id)
         if row is not None:
             card = self._cards[run_id] = _Card(row.channel_id, row.ts)
             return card
@@ -242,12 +239,11 @@ class CardPublisher:
 
     async def _post_card(self, run_id: int) -> _Card:
         seq = self._seq
-        run = self.store.load_run(run_id)
-        blocks, text = render.job_card(job_views(self.store, [run])[0])
-        channel = await self.directory.channel(run.channel) or run.channel
+        view = await self.desk.job(run_id)
+        blocks, text = render.job_card(view)
+        channel = await self.directory.channel(view.channel) or view.channel
         channel_id, ts = await self._post(channel, text=text, blocks=blocks)
-        self.store.record_slack_message(run_id, kind="card", channel_id=channel_id, ts=ts,
-                                        at=self.engine.clock.now())
+        await self.desk.posted(run_id, kind="card", channel_id=channel_id, ts=ts)
         card = _Card(channel_id, ts, _payload(blocks, text), self._ticker.now())
         self._cards[run_id] = card
         self._settle(run_id, seq)
@@ -308,7 +304,7 @@ class CardPublisher:
         """One card brought up to date; False when the budget says to stop for now."""
         card = self._cards[run_id]
         seq = self._seq
-        blocks, text = self._render(run_id)
+        blocks, text = await self._render(run_id)
         payload = _payload(blocks, text)
         if payload == card.sent:
             self._settle(run_id, seq)
@@ -349,7 +345,7 @@ class CardPublisher:
     # --- the outbox -----------------------------------------------------------------
 
     async def _drain_outbox(self, step: _Pass) -> None:
-        for row in self.store.pending_outbox(limit=500):
+        for row in await self.desk.outbox(limit=500):
             if self._blocked("post", step):
                 return
             row_id = int(row.id or 0)
@@ -371,7 +367,7 @@ class CardPublisher:
                     continue
                 log.error("gave up delivering a %s message for run %s after %d refusals "
                           "(%s): %.200s", row.kind, row.job_id, failures, e.error, row.text)
-            self.store.mark_delivered(row_id, self.engine.clock.now())
+            await self.desk.delivered(row_id)
             self._row_retry_at.pop(row_id, None)
             self._row_failures.pop(row_id, None)
             if row.job_id is not None:
@@ -392,21 +388,21 @@ class CardPublisher:
         await self._post(card.channel, text=text, thread_ts=card.ts)
 
     async def _deliver_approval(self, row: OutboxItem) -> None:
-        request = self.store.request(row.request_id) if row.request_id else None
+        request = await self.desk.request(row.request_id) if row.request_id else None
         if row.job_id is None or request is None or request.closed is not None:
             return  # closed before it was posted (its closing also took it off the outbox)
-        run = self.store.load_run(row.job_id)
-        previous = self.store.slack_message(run.id, "approval", request.step)
+        job = await self.desk.job_name(row.job_id)
+        previous = await self.desk.latest_request_message(row.job_id, request.step)
         if request.kind == "question":
-            blocks, text = render.question_request(job=run.name, step=request.step, text=row.text)
+            blocks, text = render.question_request(job=job, step=request.step, text=row.text)
         else:
             blocks, text = render.approval_request(
-                job=run.name, step=request.step, text=row.text,
+                job=job, step=request.step, text=row.text,
                 approvers=list(request.approvers), quorum=request.quorum,
                 approve=self.settings.approve_reactions, reject=self.settings.reject_reactions,
                 replaces=previous is not None and previous.request_id != request.id,
             )
-        card = await self._card(run.id)
+        card = await self._card(row.job_id)
         elsewhere: str | None = None
         if row.thread_of_card:
             channel_id, ts = await self._post(card.channel, text=text, blocks=blocks,
@@ -429,9 +425,8 @@ class CardPublisher:
                 await self._post(card.channel, thread_ts=card.ts, text=failed)
                 channel_id, ts = await self._post(card.channel, text=text, blocks=blocks,
                                                   thread_ts=card.ts)
-        self.store.record_slack_message(run.id, kind="approval", channel_id=channel_id, ts=ts,
-                                        step=request.step, request_id=request.id,
-                                        at=self.engine.clock.now())
+        await self.desk.posted(row.job_id, kind="approval", channel_id=channel_id, ts=ts,
+                               step=request.step, request_id=request.id)
         if elsewhere is not None:
             try:
                 link = await self._permalink(channel_id, ts)
@@ -439,7 +434,7 @@ class CardPublisher:
                                  text=messages.approval_elsewhere(request.step, elsewhere, link))
             except CallFailed as e:
                 log.warning("could not link the approval request of %s/%s from its card: %s",
-                            run.name, request.step, e.error)
+                            job, request.step, e.error)
 
     # --- Slack calls ----------------------------------------------------------------
 

@@ -35,7 +35,6 @@ from georgebot.slack.listeners import Listeners
 from georgebot.slack.pacing import MonotonicTicker, Ticker
 from georgebot.slack.publisher import CardPublisher, PublisherSettings
 from georgebot.slack.sweep import ReactionSweep
-from georgebot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +63,11 @@ def transport_mode(settings: Settings) -> Mode:
 
 
 class SlackSurface:
-    def __init__(self, settings: Settings, engine: Engine, store: Store, *,
+    def __init__(self, settings: Settings, engine: Engine, *,
                  publisher_settings: PublisherSettings | None = None,
                  ticker: Ticker | None = None) -> None:
         self.settings = settings
         self.engine = engine
-        self.store = store
         self.mode: Mode = transport_mode(settings)
         self.publisher_settings = publisher_settings or PublisherSettings(
             approve_reactions=tuple(settings.approve_reactions),
@@ -110,12 +108,12 @@ class SlackSurface:
         try:
             directory = Directory(client, ticker=self._ticker)
             identity = await self._check_token(directory)
-            self.listeners = Listeners(self.settings, self.engine, self.store, client,
+            self.listeners = Listeners(self.settings, self.engine, client,
                                        directory=directory)
             secret = self.settings.slack_signing_secret
             self.app = build_app(self.listeners, client, ticker=self._ticker,
                                  signing_secret=secret.get_secret_value() if secret else "")
-            self.publisher = CardPublisher(self.engine, self.store, client,
+            self.publisher = CardPublisher(self.engine, client,
                                            settings=self.publisher_settings,
                                            directory=directory, ticker=self._ticker)
             await self.publisher.start()

@@ -3,6 +3,7 @@
 Rows never leave this package; callers get views (`model/views.py`) or plain values.
 """
 
+from georgebot.model.views import OutboxItem, SlackMessage
 from georgebot.store.database import Database, open_database, reading
 from georgebot.store.repository import Store
 from georgebot.store.shapes import (
@@ -15,11 +16,9 @@ from georgebot.store.shapes import (
     Move,
     Note,
     Opening,
-    OutboxItem,
     Outgoing,
     Remark,
     RunState,
-    SlackMessage,
     StepState,
 )
 

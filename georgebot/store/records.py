@@ -13,9 +13,9 @@ from sqlmodel import Session, col, select
 
 from georgebot import errors
 from georgebot.model.approvals import Closed, Request, Vote
-from georgebot.model.views import EventView, RevisionView, Usage
+from georgebot.model.views import EventView, OutboxItem, RevisionView, SlackMessage, Usage
 from georgebot.store.database import Database
-from georgebot.store.shapes import ContextItem, OutboxItem, RunState, SlackMessage, from_row
+from georgebot.store.shapes import ContextItem, RunState, from_row
 from georgebot.store.statements import (
     CONTEXT,
     INSERT_CONTEXT,

@@ -85,33 +85,6 @@ class ContextItem:
     data: dict[str, Any] | None
 
 
-@dataclass(frozen=True)
-class OutboxItem:
-    id: int
-    job_id: int | None
-    step: str | None
-    kind: str
-    channel: str
-    text: str
-    thread_of_card: bool
-    request_id: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class SlackMessage:
-    """A Slack message George owns: a job's card or an approval request."""
-
-    id: int
-    job_id: int
-    step: str | None
-    kind: str
-    channel_id: str
-    ts: str
-    request_id: str | None
-    created_at: datetime
-
-
 def from_row(cls: type[T], row: Any) -> T:
     return cls(**{f.name: row._mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 

@@ -66,7 +66,7 @@ def socket_settings(slack: LocalSlack) -> Settings:
 @pytest.fixture
 async def george(slack: LocalSlack, engine: Engine, sqlite_store: Store, source: FakeSource,
                  runner: ScriptedRunner) -> AsyncIterator[George]:
-    surface = SlackSurface(socket_settings(slack), engine, sqlite_store, publisher_settings=FAST)
+    surface = SlackSurface(socket_settings(slack), engine, publisher_settings=FAST)
     await surface.start()
     await slack.wait_for(lambda: slack.connections == 1)
     loop = asyncio.create_task(engine.run_forever(), name="engine-loop")

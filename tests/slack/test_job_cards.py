@@ -38,7 +38,7 @@ async def publish(engine: Engine, sqlite_store: Store, client: AsyncWebClient,
     async def start(**settings: Any) -> CardPublisher:
         defaults: dict[str, Any] = {"min_interval": 0.0, "outbox_poll": 1000.0,
                                     "updates_per_minute": 10_000, "burst": 10_000}
-        publisher = CardPublisher(engine, sqlite_store, client, ticker=ticker,
+        publisher = CardPublisher(engine, client, ticker=ticker,
                                   settings=PublisherSettings(**{**defaults, **settings}))
         made.append(publisher)
         await publisher.start()

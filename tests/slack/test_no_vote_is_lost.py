@@ -24,8 +24,7 @@ async def test_a_check_mark_made_while_george_was_away_is_counted_when_it_starts
     george.slack.state.add_reaction(request, "white_check_mark", PAT)  # not an approver
     assert george.step_status("j", "gate") == "Waiting"
 
-    george.surface = SlackSurface(socket_settings(george.slack), george.engine, george.store,
-                                  publisher_settings=FAST)
+    george.surface = SlackSurface(socket_settings(george.slack), george.engine, publisher_settings=FAST)
     await george.surface.start()
     await george.until(lambda: george.step_status("j", "deploy") == "Succeeded")
     assert f"<@{ALEX}> approved *gate*" in george.thread_text("j")

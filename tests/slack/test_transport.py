@@ -30,14 +30,14 @@ SECRET = "a-signing-secret"
 
 def test_a_bot_token_alone_says_what_else_to_set(engine: Engine, sqlite_store: Store) -> None:
     with pytest.raises(errors.ConfigError) as caught:
-        SlackSurface(Settings(slack_bot_token="xoxb-1"), engine, sqlite_store)
+        SlackSurface(Settings(slack_bot_token="xoxb-1"), engine)
     assert "SLACK_APP_TOKEN" in str(caught.value) and "SLACK_SIGNING_SECRET" in str(caught.value)
 
 
 async def test_a_refused_bot_token_is_a_configuration_error(
         slack: LocalSlack, engine: Engine, sqlite_store: Store) -> None:
     surface = SlackSurface(Settings(slack_bot_token="not-a-token", slack_app_token=slack.app_token,
-                                    slack_api_url=slack.api_url), engine, sqlite_store)
+                                    slack_api_url=slack.api_url), engine)
     with pytest.raises(errors.ConfigError, match="Slack refused SLACK_BOT_TOKEN"):
         await surface.start()
     assert not surface.ready
@@ -52,7 +52,7 @@ async def test_socket_mode_is_ready_once_connected_and_not_after_close(george: G
 async def http(slack: LocalSlack, engine: Engine, sqlite_store: Store) -> AsyncIterator[TestClient]:
     settings = Settings(slack_bot_token=slack.bot_token, slack_signing_secret=SECRET,
                         slack_api_url=slack.api_url)
-    surface = SlackSurface(settings, engine, sqlite_store, publisher_settings=FAST)
+    surface = SlackSurface(settings, engine, publisher_settings=FAST)
     await surface.start()
     app = web.Application()
     app.add_routes(surface.web_routes())

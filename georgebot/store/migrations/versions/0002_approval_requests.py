@@ -7,6 +7,12 @@ Create Date: 2026-12-01 10:40:00
 A step waiting in an older database gets a request for what it waits on; the votes, the
 undelivered request message and the Slack message of that step's current definition move to
 it, so an upgrade loses no approval in progress.
+
+Only approvals move, as 0001 counted only approvals: a waiting step's rejection on its current
+definition ended an earlier round (the step was retried since), and bound to the new request
+it would hide that person's approval and refuse the next one as already counted. An undelivered
+request message whose `meta.digest` names another definition stays unbound, as 0001 dropped it
+when its turn came; bound, it would be posted as the current request.
 """
 
 import uuid
@@ -80,7 +86,7 @@ def _carry_waiting_steps() -> None:
         sa.column("quorum"), sa.column("digest"), sa.column("opened_at"),
     )
     votes = sa.table("votes", sa.column("id"), sa.column("step_id"), sa.column("digest"),
-                     sa.column("user"), sa.column("request_id"))
+                     sa.column("user"), sa.column("approve", sa.Boolean()), sa.column("request_id"))
     outbox = sa.table("outbox", sa.column("id"), sa.column("job_id"), sa.column("step"),
                       sa.column("kind"), sa.column("delivered_at"), sa.column("meta", sa.JSON()),
                       sa.column("request_id"))
@@ -104,13 +110,16 @@ def _carry_waiting_steps() -> None:
         conn.execute(sa.update(steps).where(steps.c.id == step.id).values(waits_for=waits))
         seen: set[str] = set()
         for vote in conn.execute(sa.select(votes).where(
-                votes.c.step_id == step.id, votes.c.digest == step.digest).order_by(votes.c.id)).all():
+                votes.c.step_id == step.id, votes.c.digest == step.digest,
+                votes.c.approve.is_(True)).order_by(votes.c.id)).all():
             if vote.user not in seen:  # one vote per person and request
                 seen.add(vote.user)
                 conn.execute(sa.update(votes).where(votes.c.id == vote.id).values(request_id=request))
-        conn.execute(sa.update(outbox).where(
-            outbox.c.job_id == step.job_id, outbox.c.step == step.name, outbox.c.kind == "approval",
-            outbox.c.delivered_at.is_(None)).values(request_id=request))
+        for message in conn.execute(sa.select(outbox.c.id, outbox.c.meta).where(
+                outbox.c.job_id == step.job_id, outbox.c.step == step.name, outbox.c.kind == "approval",
+                outbox.c.delivered_at.is_(None))).all():
+            if str((message.meta or {}).get("digest") or step.digest) == step.digest:
+                conn.execute(sa.update(outbox).where(outbox.c.id == message.id).values(request_id=request))
         conn.execute(sa.update(slack).where(
             slack.c.job_id == step.job_id, slack.c.step == step.name, slack.c.kind == "approval",
             slack.c.digest == step.digest).values(request_id=request))
