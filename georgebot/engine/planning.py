@@ -14,23 +14,23 @@ from georgebot.store import RunState, StepState
 
 def live_steps(run: RunState) -> list[StepState]:
     """The steps of the current spec (a step removed from the template no longer counts)."""
-    names = {s.name for s in run.spec.steps}
+    names = run.spec.by_name
     return [s for s in run.steps if s.name in names]
 
 
 def ready(run: RunState, now: datetime) -> list[StepState]:
     """Pending steps whose needs all succeeded, and Retrying steps that are due."""
-    steps = live_steps(run)
-    done = {s.name for s in steps if s.status is StepStatus.SUCCEEDED}
+    specs = run.spec.by_name
+    done = {s.name for s in run.steps if s.status is StepStatus.SUCCEEDED}
     out = []
-    for state in steps:
-        spec = run.spec.step(state.name)
-        if not set(spec.needs) <= done:
+    for state in run.steps:
+        if state.status is StepStatus.RETRYING:
+            if state.next_attempt_at is not None and state.next_attempt_at > now:
+                continue
+        elif state.status is not StepStatus.PENDING:
             continue
-        if state.status is StepStatus.PENDING or (
-            state.status is StepStatus.RETRYING
-            and (state.next_attempt_at is None or state.next_attempt_at <= now)
-        ):
+        spec = specs.get(state.name)
+        if spec is not None and all(need in done for need in spec.needs):
             out.append(state)
     return out
 

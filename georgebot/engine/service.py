@@ -213,7 +213,11 @@ class Engine:
                 await self.git.apply(snapshot, now)
             # A full pass reads every active run and looks at time-based conditions (Stalled);
             # in between, a pass reads again only the runs that changed since the last one.
-            full = sync or self._full_at is None or now - self._full_at >= self.settings.full_pass_every
+            full = (
+                snapshot is not None  # a new revision was applied
+                or self._full_at is None
+                or now - self._full_at >= self.settings.full_pass_every
+            )
             runs = await self._active_runs(full)
             if full:
                 self._full_at = now
@@ -257,7 +261,10 @@ class Engine:
             self._notify(run.id)  # someone else moved first: read it again
             return False
         self.store.follow(run, effects, now)
-        self._notify(run.id, stale=self._runs.get(run.id) is not run)  # an older copy: read again
+        cached = self._runs.get(run.id)
+        if cached is not None and cached is not run:  # the pass's copy follows too
+            self.store.follow(cached, effects, now)
+        self._notify(run.id, stale=False)
         return True
 
     # --- starting agents ------------------------------------------------------------
@@ -292,6 +299,7 @@ class Engine:
                 )
                 if not await self._commit(run, claim, now):
                     continue
+                step = replace(step)  # as claimed: what its outcome will compare-and-set against
                 if spec.agent and agent is None:
                     outcome = Outcome(
                         StepStatus.BLOCKED,
@@ -380,11 +388,11 @@ class Engine:
         if not moved:
             log.info("step %s/%s lost its lease; its outcome is dropped", run.name, step.name)
             return
-        if step.status is StepStatus.SUCCEEDED and not locked:
+        if outcome.status is StepStatus.SUCCEEDED and not locked:
             # The steps that needed this one start now, not at the next pass. Safe on a cached
             # run that may be behind: Succeeded never goes back, and every claim compares-and-sets.
             async with self._lock:
-                await self._start_ready([run], self.clock.now())
+                await self._start_ready([self._runs.get(run.id, run)], self.clock.now())
         self.wake()
 
     # --- people ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -24,7 +25,7 @@ def digest(data: Any) -> str:
 
 
 class RenderedJob(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, ignored_types=(cached_property,))
 
     name: str
     template: str
@@ -35,18 +36,24 @@ class RenderedJob(BaseModel):
     steps: list[Step]
 
     def step(self, name: str) -> Step:
-        for step in self.steps:
-            if step.name == name:
-                return step
-        raise KeyError(name)
+        return self.by_name[name]
 
-    @property
+    @cached_property
+    def by_name(self) -> dict[str, Step]:
+        """Steps by name: a pass looks steps up by name for every step of a long job."""
+        return {s.name: s for s in self.steps}
+
+    @cached_property
     def digest(self) -> str:
         return digest(self.model_dump(mode="json", by_alias=True))
 
     def step_digest(self, name: str) -> str:
         """Changes when the step's definition, or a fuzzy value it can see, changes."""
-        step = self.step(name)
-        return digest(
-            [step.model_dump(mode="json", by_alias=True), self.fuzzy if step.instructions else None]
-        )
+        return self._step_digests[name]
+
+    @cached_property
+    def _step_digests(self) -> dict[str, str]:
+        return {
+            s.name: digest([s.model_dump(mode="json", by_alias=True), self.fuzzy if s.instructions else None])
+            for s in self.steps
+        }

@@ -35,6 +35,10 @@ from georgebot.store.statements import (
     INSERT_EVENT,
     INSERT_OUTBOX,
     JOBS,
+    MOVE,
+    MOVE_EXPIRED,
+    MOVE_LEASED,
+    MOVE_UNLEASED,
     OUTBOX,
     REQUESTS,
     STEPS,
@@ -283,20 +287,24 @@ class Store(Records):
 
     def _move(self, conn: sa.Connection, run: RunState, move: Move, at: datetime) -> bool:
         old, new = move.old, move.new
-        values = {_COLUMNS.get(name, name): _column(name, getattr(new, name)) for name in _STEP_FIELDS
-                  if getattr(new, name) != getattr(old, name)}
-        if new.status in _FINISHED and new.finished_at is None:
-            values["finished_at"] = at
-        if "message" in values:
-            values["message"] = new.message[:2000]
-        values.setdefault("status", new.status.value)  # so the guard is checked even then
-        guard = [STEPS.c.id == old.id, STEPS.c.status == old.status.value, STEPS.c.attempts == old.attempts]
+        finished = new.finished_at or (at if new.status in _FINISHED else None)
+        values = {
+            "v_status": new.status.value, "v_reason": new.reason, "v_message": new.message[:2000],
+            "v_attempts": new.attempts, "v_failures": new.failures, "v_digest": new.digest,
+            "v_agent_digest": new.agent_digest, "v_next_attempt_at": new.next_attempt_at,
+            "v_started_at": new.started_at, "v_deadline_at": new.deadline_at, "v_finished_at": finished,
+            "v_lease_owner": new.lease_owner, "v_lease_expires_at": new.lease_expires_at,
+            "v_waits_for": None if new.waits is None else new.waits.to_json(),
+            "p_id": old.id, "p_status": old.status.value, "p_attempts": old.attempts,
+        }
+        stmt = MOVE
         if move.owner is not None:
-            guard += [STEPS.c.lease_owner == move.owner, STEPS.c.status == StepStatus.RUNNING.value]
-        if move.expired:
-            guard.append(STEPS.c.lease_expires_at.is_(None) if old.lease_expires_at is None
-                         else STEPS.c.lease_expires_at == old.lease_expires_at)
-        if conn.execute(sa.update(STEPS).where(*guard).values(**values)).rowcount != 1:
+            stmt, values["p_owner"] = MOVE_LEASED, move.owner
+        elif move.expired and old.lease_expires_at is None:
+            stmt = MOVE_UNLEASED
+        elif move.expired:
+            stmt, values["p_lease"] = MOVE_EXPIRED, old.lease_expires_at
+        if conn.execute(stmt, values).rowcount != 1:
             return False
         if move.logged:
             conn.execute(INSERT_EVENT, event_values(at, run, old.name, move.actor, old.status.value,
@@ -305,12 +313,17 @@ class Store(Records):
 
     @staticmethod
     def follow(run: RunState, effects: Effects, at: datetime) -> None:
-        """Brings a cached run and its steps to the state `effects` committed."""
+        """Brings a cached run and its steps (found by id: `run` may be another copy than the
+        one the effects were computed on) to the state `effects` committed."""
+        steps = {s.id: s for s in run.steps}
         for move in effects.moves:
+            target = steps.get(move.new.id)
+            if target is None:
+                continue
             for name in _STATE_FIELDS:
-                setattr(move.old, name, getattr(move.new, name))
-            if move.new.status in _FINISHED and move.old.finished_at is None:
-                move.old.finished_at = at
+                setattr(target, name, getattr(move.new, name))
+            if move.new.status in _FINISHED and target.finished_at is None:
+                target.finished_at = at
         if effects.job is not None:
             change = effects.job
             run.status = change.status or run.status
@@ -369,15 +382,4 @@ class Store(Records):
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(StepState))
-_STEP_FIELDS = tuple(n for n in _STATE_FIELDS if n not in ("id", "job_id", "name", "position"))
-_COLUMNS = {"waits": "waits_for"}
 _FINISHED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED)
-
-
-def _column(name: str, value: Any) -> Any:
-    """A `StepState` field as its column holds it."""
-    if name == "waits":
-        return None if value is None else value.to_json()
-    if name == "status":
-        return value.value
-    return value

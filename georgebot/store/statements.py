@@ -34,6 +34,24 @@ REQUESTS = RequestRow.__table__  # type: ignore[attr-defined]
 VOTES = VoteRow.__table__  # type: ignore[attr-defined]
 TOUCH = sa.update(JOBS).where(JOBS.c.id == sa.bindparam("p_id"))
 
+MOVED_COLUMNS = (
+    "status", "reason", "message", "attempts", "failures", "digest", "agent_digest", "next_attempt_at",
+    "started_at", "deadline_at", "finished_at", "lease_owner", "lease_expires_at", "waits_for",
+)
+"""What a step's move writes: every column that can change, so one statement serves all."""
+MOVE = (
+    sa.update(STEPS)
+    .where(
+        STEPS.c.id == sa.bindparam("p_id"),
+        STEPS.c.status == sa.bindparam("p_status"),
+        STEPS.c.attempts == sa.bindparam("p_attempts"),
+    )
+    .values({c: sa.bindparam(f"v_{c}", type_=STEPS.c[c].type) for c in MOVED_COLUMNS})
+)
+MOVE_LEASED = MOVE.where(STEPS.c.lease_owner == sa.bindparam("p_owner"))
+MOVE_EXPIRED = MOVE.where(STEPS.c.lease_expires_at == sa.bindparam("p_lease"))
+MOVE_UNLEASED = MOVE.where(STEPS.c.lease_expires_at.is_(None))
+
 
 def event_values(
     at: datetime,

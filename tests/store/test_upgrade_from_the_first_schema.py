@@ -98,17 +98,17 @@ class Written:
 
 
 def _vote(conn: sa.Connection, step_id: int, user: str, approve: bool, digest: str, at: datetime) -> int:
-    return conn.execute(sa.insert(VOTES).values(
+    return int(conn.execute(sa.insert(VOTES).values(
         step_id=step_id, user=user, approve=approve, digest=digest, at=at, note="",
-    ).returning(VOTES.c.id)).scalar_one()
+    ).returning(VOTES.c.id)).scalar_one())
 
 
 def _outbox(conn: sa.Connection, job_id: int, *, kind: str, text: str, meta: dict[str, Any] | None,
             at: datetime, delivered: bool = False) -> int:
-    return conn.execute(sa.insert(OUTBOX).values(
+    return int(conn.execute(sa.insert(OUTBOX).values(
         job_id=job_id, step="approve" if kind == "approval" else None, kind=kind, channel="#ops", text=text,
         thread_of_card=True, meta=meta, created_at=at, delivered_at=at if delivered else None,
-    ).returning(OUTBOX.c.id)).scalar_one()
+    ).returning(OUTBOX.c.id)).scalar_one())
 
 
 def _george_0001(db: Database) -> Written:
@@ -167,7 +167,9 @@ def _request_column(db: Database, request_id: str, column: str) -> Any:
 def _vote_request(db: Database, vote_id: int) -> str | None:
     votes = sa.table("votes", sa.column("id"), sa.column("request_id"))
     with db.engine.connect() as conn:
-        return conn.execute(sa.select(votes.c.request_id).where(votes.c.id == vote_id)).scalar_one()
+        query = sa.select(votes.c.request_id).where(votes.c.id == vote_id)
+        found: str | None = conn.execute(query).scalar_one()
+    return found
 
 
 def test_an_approval_in_progress_survives_the_upgrade_and_completes(db: Database) -> None:
