@@ -488,7 +488,9 @@ def job_status(run: RunState, now: datetime) -> JobStatus:
         return JobStatus.CANCELLED
     steps = planning.live_steps(run)
     statuses = {s.status for s in steps}
-    if statuses & {StepStatus.RUNNING, StepStatus.RETRYING} or planning.ready(run, now):
+    if statuses & {StepStatus.RUNNING, StepStatus.RETRYING}:
+        return JobStatus.RUNNING
+    if StepStatus.PENDING in statuses and planning.ready(run, now):
         return JobStatus.RUNNING
     if StepStatus.WAITING in statuses:
         return JobStatus.WAITING

@@ -20,17 +20,19 @@ def live_steps(run: RunState) -> list[StepState]:
 
 def ready(run: RunState, now: datetime) -> list[StepState]:
     """Pending steps whose needs all succeeded, and Retrying steps that are due."""
-    specs = run.spec.by_name
-    done = {s.name for s in run.steps if s.status is StepStatus.SUCCEEDED}
+    needs = run.spec.needs
+    succeeded, pending, retrying = StepStatus.SUCCEEDED, StepStatus.PENDING, StepStatus.RETRYING
+    done = {s.name for s in run.steps if s.status is succeeded}
     out = []
     for state in run.steps:
-        if state.status is StepStatus.RETRYING:
+        status = state.status
+        if status is retrying:
             if state.next_attempt_at is not None and state.next_attempt_at > now:
                 continue
-        elif state.status is not StepStatus.PENDING:
+        elif status is not pending:
             continue
-        spec = specs.get(state.name)
-        if spec is not None and all(need in done for need in spec.needs):
+        wanted = needs.get(state.name)
+        if wanted is not None and done.issuperset(wanted):
             out.append(state)
     return out
 

@@ -41,7 +41,7 @@ from georgebot.model.approvals import Request, is_approver
 from georgebot.model.specs import AgentSpec, StepForm
 from georgebot.model.status import JobStatus, Reason, StepStatus
 from georgebot.model.views import Usage
-from georgebot.store import Effects, RunState, StepState, Store
+from georgebot.store import Effects, Remark, RunState, StepState, Store
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,13 @@ class _Recorder:
     job_id: int
     step: str
     channel: str
+    outputs: list[str] = field(default_factory=list)
+    """A command's or a request's output: written with the attempt's outcome, in its transaction."""
 
     async def note(self, role: str, text: str, data: dict[str, Any] | None = None) -> None:
+        if role == "output" and data is None:
+            self.outputs.append(text)
+            return
         store, at = self.engine.store, self.engine.clock.now()
         await patiently(lambda: self.engine.io(store.add_context, self.job_id, self.step, role, text, at,
                                                data=data), what=f"the context of {self.step}")
@@ -209,16 +214,20 @@ class Engine:
         async with self._lock:
             self.passes += 1
             now = self.clock.now()
+            applied = None
             if snapshot is not None:
-                await self.git.apply(snapshot, now)
+                fresh = self._full_at is not None and not self._stale  # the copies are current
+                applied = await self.git.apply(snapshot, now, self._runs if fresh else None)
             # A full pass reads every active run and looks at time-based conditions (Stalled);
             # in between, a pass reads again only the runs that changed since the last one.
             full = (
-                snapshot is not None  # a new revision was applied
+                applied is not None  # a new revision was applied
                 or self._full_at is None
                 or now - self._full_at >= self.settings.full_pass_every
             )
-            runs = await self._active_runs(full)
+            if applied is not None:  # the sync read every active run already
+                self._runs = {r.id: r for r in applied}
+            runs = await self._active_runs(full, reload=applied is None)
             if full:
                 self._full_at = now
             for run in runs:
@@ -229,8 +238,8 @@ class Engine:
                     self._dirty.discard(run.id)
                     await self._refresh(run, now)
 
-    async def _active_runs(self, full: bool) -> list[RunState]:
-        if full:
+    async def _active_runs(self, full: bool, *, reload: bool = True) -> list[RunState]:
+        if full and reload:
             self._runs = {r.id: r for r in await self.io(self.store.load_active)}
             self._stale.clear()
         if self._stale:
@@ -339,6 +348,7 @@ class Engine:
         )
 
     async def _attempt(self, run: RunState, step: StepState, task: StepTask) -> None:
+        outputs: tuple[str, ...] = ()
         try:
             task = await self._prepare(task)
         except (errors.GeorgeError, OSError) as e:  # a workspace problem: try again later
@@ -351,7 +361,8 @@ class Engine:
         else:
             recorder = _Recorder(self, run.id, step.name, run.channel)
             outcome = await run_step_once(self.runner, task, recorder)
-        await self._finish(run, step, outcome)
+            outputs = tuple(recorder.outputs)
+        await self._finish(run, step, outcome, outputs=outputs)
 
     async def _prepare(self, task: StepTask) -> StepTask:
         """The checkout of the synced revision (for commands) and the job's output folder."""
@@ -365,7 +376,8 @@ class Engine:
         return task
 
     async def _finish(
-        self, run: RunState, step: StepState, outcome: Outcome, *, locked: bool = False
+        self, run: RunState, step: StepState, outcome: Outcome, *, locked: bool = False,
+        outputs: tuple[str, ...] = (),
     ) -> None:
         """Commits an attempt's outcome with all it causes. A busy database does not lose it:
         it is written again until it lands (the lease is still ours), so the step never runs
@@ -378,7 +390,7 @@ class Engine:
             now = self.clock.now()
             effects = lifecycle.on_outcome(
                 run, step, outcome, now=now, owner=self.owner, request_id=request_id, agent_digest=digest
-            )
+            ) + Effects(remarks=tuple(Remark(step.name, "output", text) for text in outputs))
             if locked:
                 return await self._commit(run, effects, now)
             async with self._lock:
@@ -391,8 +403,11 @@ class Engine:
         if outcome.status is StepStatus.SUCCEEDED and not locked:
             # The steps that needed this one start now, not at the next pass. Safe on a cached
             # run that may be behind: Succeeded never goes back, and every claim compares-and-sets.
-            async with self._lock:
-                await self._start_ready([self._runs.get(run.id, run)], self.clock.now())
+            try:
+                async with self._lock:
+                    await self._start_ready([self._runs.get(run.id, run)], self.clock.now())
+            except errors.StoreBusy:
+                pass  # the next pass starts them
         self.wake()
 
     # --- people ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +22,7 @@ from georgebot.model.rendered import RenderedJob, digest
 from georgebot.model.specs import AgentSpec
 from georgebot.model.status import JobStatus, Reason
 from georgebot.store import Effects, JobChange, RunState, Store
+from georgebot.store.shapes import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,15 @@ class GitSync:
                 return None
         return None if snapshot is self.snapshot else snapshot
 
-    async def apply(self, snap: Snapshot, now: datetime) -> None:
-        """Records a new revision and applies it to job runs (under the engine's lock)."""
+    async def apply(
+        self, snap: Snapshot, now: datetime, cached: Mapping[int, RunState] | None = None
+    ) -> list[RunState]:
+        """Records a new revision and applies it to job runs (under the engine's lock).
+        `cached`: the engine's copies of the active runs, read again only where the database
+        says they are not current. Returns the active runs as they now stand (those it changed
+        are announced stale)."""
         if snap is self.snapshot:
-            return
+            return await self.io(self.store.load_active)
         current = await self.io(self.store.current_revision)
         if current is None or current[0].sha != snap.revision.sha:
             await self.io(
@@ -89,8 +95,9 @@ class GitSync:
                 now,
             )
         agents = dict(snap.agents)
-        await self._apply(snap, agents, now)
+        runs = await self._apply(snap, agents, now, cached)
         self.snapshot, self.agents = snap, agents  # only once applied: a busy database tries again
+        return runs
 
     async def _commit(self, run: RunState, effects: Effects, now: datetime) -> None:
         if not effects:
@@ -99,10 +106,27 @@ class GitSync:
             self.store.follow(run, effects, now)
             self._notify(run.id)
 
-    async def _apply(self, snap: Snapshot, agents: dict[str, AgentSpec], now: datetime) -> None:
-        actor = f"git:{snap.revision.sha[:12]}"
-        active = {r.name: r for r in await self.io(self.store.load_active)}
+    async def _active(
+        self, cached: Mapping[int, RunState] | None
+    ) -> tuple[dict[str, RunState], dict[str, RunSummary]]:
+        """Every active run by job name, and the latest run of every job: the engine's copies
+        where the database's summary agrees with them, the others read again."""
         known = await self.io(self.store.latest_runs)
+        if cached is None:
+            return {r.name: r for r in await self.io(self.store.load_active)}, known
+        current = {s.id for s in known.values() if s.active}
+        kept = [r for r in cached.values() if r.id in current]
+        missing = sorted(current - {r.id for r in kept})
+        fresh = await self.io(self.store.load_runs_by_id, missing) if missing else []
+        return {r.name: r for r in [*kept, *fresh]}, known
+
+    async def _apply(
+        self, snap: Snapshot, agents: dict[str, AgentSpec], now: datetime,
+        cached: Mapping[int, RunState] | None,
+    ) -> list[RunState]:
+        actor = f"git:{snap.revision.sha[:12]}"
+        active, known = await self._active(cached)
+        fresh: list[RunState] = []
         for name, job in snap.jobs.items():
             file = snap.job_files.get(name, "")
             run = active.get(name)
@@ -120,6 +144,7 @@ class GitSync:
                 created = await self.io(
                     self.store.create_run, job, file=file, revision=snap.revision.sha, actor=actor, at=now
                 )
+                fresh.append(created)
                 self._notify(created.id)
             elif run.digest != job.digest:
                 effects = lifecycle.on_generation(run, job, actor=actor, now=now)
@@ -140,9 +165,11 @@ class GitSync:
             await self._cancel_job(run.id)
             message = f"removed from Git in {snap.revision.sha[:12]}"
             await self._commit(run, lifecycle.on_cancel(run, actor=actor, message=message, now=now), now)
+        runs = [r for r in [*active.values(), *fresh] if r.active]
         digests = {name: _digest(agent) for name, agent in agents.items()}
-        for run in await self.io(self.store.load_active):
+        for run in runs:
             await self._commit(run, lifecycle.on_agents_changed(run, digests, actor=actor), now)
+        return runs
 
     async def _generation(
         self, run: RunState, job: RenderedJob, effects: Effects, *, file: str, sha: str, now: datetime

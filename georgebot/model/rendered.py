@@ -44,6 +44,11 @@ class RenderedJob(BaseModel):
         return {s.name: s for s in self.steps}
 
     @cached_property
+    def needs(self) -> dict[str, frozenset[str]]:
+        """Each step's `needs`, by step name (readiness is checked on every pass)."""
+        return {s.name: frozenset(s.needs) for s in self.steps}
+
+    @cached_property
     def digest(self) -> str:
         return digest(self.model_dump(mode="json", by_alias=True))
 

@@ -133,6 +133,7 @@ class JobView:
             "template": self.template,
             "status": str(self.status),
             "generation": self.generation,
+            "observedGeneration": self.generation,  # the steps follow it (or InvalidSpec says why not)
             "channel": self.channel,
             "revision": self.revision,
             "created_at": iso(self.created_at),
@@ -222,4 +223,5 @@ def _condition_json(c: Condition) -> dict[str, Any]:
         "reason": c.reason,
         "message": c.message,
         "lastTransitionTime": iso(c.last_transition_time),
+        "observedGeneration": c.observed_generation,
     }

@@ -60,14 +60,15 @@ class Store(Records):
         super().__init__(db)
         self._specs: dict[str, RenderedJob] = {}
 
-    def _spec(self, row: Any) -> RenderedJob:
-        """Specs are immutable per digest; parsing each once keeps passes cheap."""
-        spec = self._specs.get(row.digest)
-        if spec is None:
-            if len(self._specs) > 10_000:
-                self._specs.clear()
-            spec = self._specs[row.digest] = RenderedJob.model_validate(row.spec)
-        return spec
+    def _parse_specs(self, conn: sa.Connection, where: sa.ColumnElement[bool], digests: set[str]) -> None:
+        """Specs are immutable per digest: each is read and parsed once, so a pass over
+        thousands of runs decodes no spec it has seen."""
+        query = sa.select(JOBS.c.digest, JOBS.c.spec).where(where)
+        if len(digests) <= 500:
+            query = query.where(JOBS.c.digest.in_(digests))
+        for digest, spec in conn.execute(query):
+            if digest in digests and digest not in self._specs:
+                self._specs[digest] = RenderedJob.model_validate(spec)
 
     # --- job runs -------------------------------------------------------------------
 
@@ -91,14 +92,19 @@ class Store(Records):
     def _load(self, where: sa.ColumnElement[bool]) -> list[RunState]:
         """Runs and their steps in two queries (Core: passes read often, and cheaply)."""
         with self.db.engine.connect() as conn:
-            runs = conn.execute(sa.select(JOBS).where(where)).all()
+            runs = conn.execute(sa.select(*_RUN_COLUMNS).where(where)).all()
             if not runs:
                 return []
+            if len(self._specs) > 20_000:
+                self._specs.clear()  # bounded: a cache, not a copy of history
+            missing = {r.digest for r in runs if r.digest not in self._specs}
+            if missing:
+                self._parse_specs(conn, where, missing)
             by_job: dict[int, list[Any]] = {}
             steps = conn.execute(sa.select(STEPS).where(STEPS.c.job_id.in_([r.id for r in runs])))
             for step in steps:
                 by_job.setdefault(step.job_id, []).append(step)
-        return [run_state(r, by_job.get(r.id, []), self._spec(r)) for r in runs]
+        return [run_state(r, by_job.get(r.id, []), self._specs[r.digest]) for r in runs]
 
     def latest_runs(self) -> dict[str, RunSummary]:
         """The latest run of every job ever seen, without its steps: what a new revision is
@@ -382,4 +388,5 @@ class Store(Records):
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(StepState))
+_RUN_COLUMNS = tuple(c for c in JOBS.c if c.name != "spec")
 _FINISHED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED)

@@ -1,11 +1,12 @@
-"""A database that is locked by another process is a temporary condition: a step whose tool
+"""A database that another process holds locked is a temporary condition: a step whose tool
 finished keeps its outcome and writes it once the lock is gone, runs only once and uses up no
 retry, and the event loop keeps turning meanwhile (store work runs on its own thread)."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,11 +31,32 @@ def store(db_path: Path) -> Iterator[Store]:
     db.close()
 
 
-def lock(db_path: Path) -> sqlite3.Connection:
-    """Another process's write transaction, holding SQLite's write lock until it ends."""
-    other = sqlite3.connect(db_path, isolation_level=None, timeout=5)
-    other.execute("BEGIN IMMEDIATE")
-    return other
+HOLDER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+db.execute("COMMIT")
+"""
+
+
+class Lock:
+    """Another process holding SQLite's write lock until `release()`."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "locked"
+
+    def release(self) -> None:
+        assert self.process.stdin is not None
+        self.process.communicate("\n", timeout=10)  # closes both pipes
+        assert self.process.returncode == 0
+
+
+def lock(db_path: Path) -> Lock:
+    return Lock(db_path)
 
 
 @pytest.mark.parametrize("writes_output", [True, False], ids=["its-output-waits", "its-outcome-waits"])
@@ -59,8 +81,7 @@ async def test_an_outcome_that_meets_a_locked_database_is_written_later_not_run_
             await asyncio.sleep(0.01)
         assert beats > 0
         assert store.load_runs(["j"])[0].step("a").status is StepStatus.RUNNING  # type: ignore[union-attr]
-        other.execute("COMMIT")
-        other.close()
+        other.release()
 
         await eventually(lambda: engine.writable and engine.supervisor.count == 0, what="written")
         await engine.settle()
@@ -86,8 +107,7 @@ async def test_a_pass_that_meets_a_locked_database_tries_again(
         source.commit(job("j", step("a")))
         engine.wake(sync=True)
         await eventually(lambda: not engine.writable, what="told the database is busy")
-        other.execute("COMMIT")
-        other.close()
+        other.release()
         await eventually(lambda: engine.writable and bool(store.load_runs(["j"]))
                          and store.load_runs(["j"])[0].status is JobStatus.SUCCEEDED, what="done")
     finally:
