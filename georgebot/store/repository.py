@@ -232,11 +232,14 @@ class Store(Records):
         return True
 
     def _write(self, conn: sa.Connection, run: RunState, effects: Effects, at: datetime) -> bool:
+        if effects.notes:  # what happened (a vote) is logged before the moves it caused
+            conn.execute(INSERT_EVENT, [
+                event_values(at, run, n.step, n.actor, None, None, n.reason, n.message) for n in effects.notes
+            ])
         for move in effects.moves:
             if not self._move(conn, run, move, at):
                 return False
-        events = [event_values(at, run, n.step, n.actor, None, None, n.reason, n.message)
-                  for n in effects.notes]
+        events: list[dict[str, Any]] = []
         change = effects.job
         if change is not None and change.status is not None and change.status is not run.status:
             events.append(event_values(at, run, None, change.actor, run.status.value, change.status.value,
