@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from georgebot.engine.service import Engine
 from georgebot.store import Database, Store, open_database
+from tests.engine.harness import FakeSource, ScriptedRunner, make_engine
 
 POSTGRES_URL = os.environ.get("GEORGE_TEST_POSTGRES_URL")
 
@@ -98,3 +100,41 @@ async def no_leaked_tasks() -> None:
     current = asyncio.current_task()
     leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
     assert not leaked, f"tasks leaked: {[t.get_name() for t in leaked]}"
+
+
+@pytest.fixture
+def source() -> FakeSource:
+    """A manifests repository whose commits the test makes."""
+    return FakeSource()
+
+
+@pytest.fixture
+def runner() -> ScriptedRunner:
+    return ScriptedRunner()
+
+
+@pytest.fixture
+async def engine(
+    sqlite_store: Store, source: FakeSource, runner: ScriptedRunner, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[Engine]:
+    eng = make_engine(sqlite_store, source, runner, clock, tmp_path / "home")
+    await eng.start()
+    yield eng
+    await eng.close()
+
+
+@pytest.fixture
+def other_store(database_url: str) -> Iterator[Store]:
+    """Another process's own connection to the test's database."""
+    db = open_database(database_url)
+    yield Store(db)
+    db.close()
+
+
+@pytest.fixture
+async def engines() -> AsyncIterator[list[Engine]]:
+    """Engines the test starts; each is closed at the end, even when the test fails."""
+    started: list[Engine] = []
+    yield started
+    for engine in reversed(started):
+        await engine.close()

@@ -33,7 +33,7 @@ from georgebot.engine.ports import (
     StepTask,
     SystemClock,
 )
-from georgebot.engine.storage import StoreThread, patiently
+from georgebot.engine.storage import StoreThread, breathe, patiently
 from georgebot.engine.supervision import Supervisor
 from georgebot.engine.syncing import GitSync, ManifestPort
 from georgebot.manifests.snapshot import Snapshot
@@ -230,10 +230,12 @@ class Engine:
             runs = await self._active_runs(full, reload=applied is None)
             if full:
                 self._full_at = now
-            for run in runs:
+            for n, run in enumerate(runs):
+                await breathe(n)
                 await self._commit(run, lifecycle.on_timers(run, now), now)
             await self._start_ready(runs, now)
-            for run in runs:
+            for n, run in enumerate(runs):
+                await breathe(n)
                 if full or run.id in self._dirty:
                     self._dirty.discard(run.id)
                     await self._refresh(run, now)
@@ -290,7 +292,8 @@ class Engine:
     async def _start_ready(self, runs: list[RunState], now: datetime) -> None:
         if self.snapshot is None and not self.agents:
             return
-        for run in runs:
+        for n, run in enumerate(runs):
+            await breathe(n)
             candidates = [(s, True) for s in self._recoverable(run, now)]
             candidates += [(s, False) for s in planning.ready(run, now)]
             for step, recovered in candidates:

@@ -65,3 +65,10 @@ async def patiently(
             log.warning("could not write %s (%s); trying again in %.1fs", what, e, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, most)
+
+
+async def breathe(n: int, every: int = 200) -> None:
+    """Lets the event loop run between every `every` items of a long loop over runs, so a pass
+    over thousands of jobs never holds it for long (Slack's acknowledgements wait on it)."""
+    if n and n % every == 0:
+        await asyncio.sleep(0)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from georgebot import errors
 from georgebot.engine import lifecycle
-from georgebot.engine.storage import StoreThread
+from georgebot.engine.storage import StoreThread, breathe
 from georgebot.manifests.snapshot import Snapshot
 from georgebot.model.rendered import RenderedJob, digest
 from georgebot.model.specs import AgentSpec
@@ -127,7 +127,8 @@ class GitSync:
         actor = f"git:{snap.revision.sha[:12]}"
         active, known = await self._active(cached)
         fresh: list[RunState] = []
-        for name, job in snap.jobs.items():
+        for n, (name, job) in enumerate(snap.jobs.items()):
+            await breathe(n)
             file = snap.job_files.get(name, "")
             run = active.get(name)
             if run is None:
@@ -167,7 +168,8 @@ class GitSync:
             await self._commit(run, lifecycle.on_cancel(run, actor=actor, message=message, now=now), now)
         runs = [r for r in [*active.values(), *fresh] if r.active]
         digests = {name: _digest(agent) for name, agent in agents.items()}
-        for run in runs:
+        for n, run in enumerate(runs):
+            await breathe(n)
             await self._commit(run, lifecycle.on_agents_changed(run, digests, actor=actor), now)
         return runs
 

@@ -4,37 +4,12 @@ measured, each as it was found)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from georgebot.engine.ports import ApprovalRequest, Done, StepTask, Wait
 from georgebot.engine.service import Decision, Engine
 from georgebot.model.approvals import Closed
 from georgebot.model.status import StepStatus
 from georgebot.store import Store
-from tests.engine.harness import FakeSource, ScriptedRunner, decide, job, make_engine, request_of, step
-
-
-@pytest.fixture
-def source() -> FakeSource:
-    return FakeSource()
-
-
-@pytest.fixture
-def runner() -> ScriptedRunner:
-    return ScriptedRunner()
-
-
-@pytest.fixture
-async def engine(
-    sqlite_store: Store, source: FakeSource, runner: ScriptedRunner, clock, tmp_path: Path
-) -> AsyncIterator[Engine]:
-    eng = make_engine(sqlite_store, source, runner, clock, tmp_path / "home")
-    await eng.start()
-    yield eng
-    await eng.close()
+from tests.engine.harness import FakeSource, ScriptedRunner, decide, job, request_of, step
 
 
 def _holds(call: str):

@@ -6,18 +6,15 @@ connection to the same database (SQLite, and PostgreSQL when available)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from georgebot.engine.ports import StepRecorder, StepResult, StepTask, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
 from georgebot.model.status import JobStatus, StepStatus
-from georgebot.store import StepState, Store, open_database
+from georgebot.store import StepState, Store
 from tests.engine.at_rest import eventually
 from tests.engine.harness import FakeSource, ScriptedRunner, agent, job, make_engine, step
 
@@ -36,33 +33,6 @@ class CountingRunner(ScriptedRunner):
             return await super().run(task, recorder)
         finally:
             self.live -= 1
-
-
-@pytest.fixture
-def source() -> FakeSource:
-    return FakeSource()
-
-
-@pytest.fixture
-def runner() -> ScriptedRunner:
-    return ScriptedRunner()
-
-
-@pytest.fixture
-def other_store(database_url: str) -> Iterator[Store]:
-    """The second process's own connection to the test's database."""
-    db = open_database(database_url)
-    yield Store(db)
-    db.close()
-
-
-@pytest.fixture
-async def engines() -> AsyncIterator[list[Engine]]:
-    """Engines the test starts; each is closed at the end, even when the test fails."""
-    started: list[Engine] = []
-    yield started
-    for engine in reversed(started):
-        await engine.close()
 
 
 def state_of(store: Store, job_name: str, step_name: str) -> StepState:

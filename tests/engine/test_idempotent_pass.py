@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from georgebot.engine.service import Engine
 from georgebot.model.status import JobStatus, StepStatus
-from georgebot.store import Store, open_database
+from georgebot.store import Store
 from tests.engine.at_rest import GIT_ISSUES, eventually, every_row, jobs_in_every_state, row_changes
 from tests.engine.harness import FakeSource, ScriptedRunner, job, make_engine, step
 
@@ -30,33 +27,6 @@ TABLES = {
     "usage",
     "revisions",
 }
-
-
-@pytest.fixture
-def source() -> FakeSource:
-    return FakeSource()
-
-
-@pytest.fixture
-def runner() -> ScriptedRunner:
-    return ScriptedRunner()
-
-
-@pytest.fixture
-def other_store(database_url: str) -> Iterator[Store]:
-    """Another process's own connection to the test's database."""
-    db = open_database(database_url)
-    yield Store(db)
-    db.close()
-
-
-@pytest.fixture
-async def engines() -> AsyncIterator[list[Engine]]:
-    """Engines the test starts; each is closed at the end, even when the test fails."""
-    started: list[Engine] = []
-    yield started
-    for engine in reversed(started):
-        await engine.close()
 
 
 async def test_a_pass_on_the_same_commit_writes_no_rows(

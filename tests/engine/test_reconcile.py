@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from georgebot import errors
 from georgebot.engine.service import Decision, Engine
@@ -23,26 +20,6 @@ from tests.engine.harness import (
     request_of,
     step,
 )
-
-
-@pytest.fixture
-def source() -> FakeSource:
-    return FakeSource()
-
-
-@pytest.fixture
-def runner() -> ScriptedRunner:
-    return ScriptedRunner()
-
-
-@pytest.fixture
-async def engine(
-    sqlite_store: Store, source: FakeSource, runner: ScriptedRunner, clock, tmp_path: Path
-) -> AsyncIterator[Engine]:
-    eng = make_engine(sqlite_store, source, runner, clock, tmp_path / "home")
-    await eng.start()
-    yield eng
-    await eng.close()
 
 
 def status_of(store: Store, name: str) -> tuple[JobStatus, dict[str, StepStatus]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,7 +18,7 @@ from georgebot.engine.service import Engine
 from georgebot.slack.publisher import PublisherSettings
 from georgebot.slack.transport import SlackSurface
 from georgebot.store import Store
-from tests.engine.harness import FakeSource, ScriptedRunner, make_engine
+from tests.engine.harness import FakeSource, ScriptedRunner
 from tests.slack.support import SEED, George
 
 FAST = PublisherSettings(min_interval=0.0, updates_per_minute=100_000, burst=100_000,
@@ -30,25 +29,6 @@ FAST = PublisherSettings(min_interval=0.0, updates_per_minute=100_000, burst=100
 async def slack() -> AsyncIterator[LocalSlack]:
     async with LocalSlack(port=0, seed=SEED, ack_timeout=2.0) as running:
         yield running
-
-
-@pytest.fixture
-def source() -> FakeSource:
-    return FakeSource()
-
-
-@pytest.fixture
-def runner() -> ScriptedRunner:
-    return ScriptedRunner()
-
-
-@pytest.fixture
-async def engine(sqlite_store: Store, source: FakeSource, runner: ScriptedRunner, clock,
-                 tmp_path: Path) -> AsyncIterator[Engine]:
-    eng = make_engine(sqlite_store, source, runner, clock, tmp_path / "home")
-    await eng.start()
-    yield eng
-    await eng.close()
 
 
 @pytest.fixture
