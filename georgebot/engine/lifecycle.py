@@ -326,9 +326,9 @@ def on_reply(run: RunState, *, user: str, text: str, step: str | None) -> tuple[
 def on_timers(run: RunState, now: datetime) -> Effects:
     """An approval past its timeout reminds the approvers once; at twice the timeout it fails."""
     effects = NOTHING
-    for step in run.steps:
+    for step in run.index.named(StepStatus.WAITING):
         waits = step.waits
-        if step.status is not StepStatus.WAITING or step.deadline_at is None or waits is None:
+        if step.deadline_at is None or waits is None:
             continue
         started = step.started_at or now
         if now >= started + 2 * (step.deadline_at - started):
@@ -486,8 +486,7 @@ def job_status(run: RunState, now: datetime) -> JobStatus:
     """The first that holds: Running, Waiting, Blocked, Failed, Succeeded (DESIGN.md)."""
     if run.status is JobStatus.CANCELLED:
         return JobStatus.CANCELLED
-    steps = planning.live_steps(run)
-    statuses = {s.status for s in steps}
+    statuses = {status for status, names in run.index.by_status.items() if names}
     if statuses & {StepStatus.RUNNING, StepStatus.RETRYING}:
         return JobStatus.RUNNING
     if StepStatus.PENDING in statuses and planning.ready(run, now):
@@ -498,7 +497,7 @@ def job_status(run: RunState, now: datetime) -> JobStatus:
         return JobStatus.BLOCKED
     if StepStatus.FAILED in statuses:
         return JobStatus.FAILED
-    if steps and statuses == {StepStatus.SUCCEEDED}:
+    if statuses == {StepStatus.SUCCEEDED}:
         return JobStatus.SUCCEEDED
     return JobStatus.PENDING
 

@@ -14,27 +14,21 @@ from georgebot.store import RunState, StepState
 
 def live_steps(run: RunState) -> list[StepState]:
     """The steps of the current spec (a step removed from the template no longer counts)."""
-    names = run.spec.by_name
-    return [s for s in run.steps if s.name in names]
+    return run.index.live
 
 
 def ready(run: RunState, now: datetime) -> list[StepState]:
     """Pending steps whose needs all succeeded, and Retrying steps that are due."""
-    needs = run.spec.needs
-    succeeded, pending, retrying = StepStatus.SUCCEEDED, StepStatus.PENDING, StepStatus.RETRYING
-    done = {s.name for s in run.steps if s.status is succeeded}
-    out = []
-    for state in run.steps:
-        status = state.status
-        if status is retrying:
-            if state.next_attempt_at is not None and state.next_attempt_at > now:
-                continue
-        elif status is not pending:
-            continue
-        wanted = needs.get(state.name)
-        if wanted is not None and done.issuperset(wanted):
-            out.append(state)
-    return out
+    index = run.index
+    due = [
+        s for s in index.unblocked(StepStatus.RETRYING) if s.next_attempt_at is None or s.next_attempt_at <= now
+    ]
+    pending = index.unblocked(StepStatus.PENDING)
+    return sorted([*pending, *due], key=lambda s: s.position) if due else pending
+
+
+def running(run: RunState) -> list[StepState]:
+    return run.index.named(StepStatus.RUNNING)
 
 
 def at_rest(runs: Iterable[RunState], now: datetime) -> bool:

@@ -283,9 +283,8 @@ class Engine:
     def _recoverable(self, run: RunState, now: datetime) -> list[StepState]:
         return [
             s
-            for s in run.steps
-            if s.status is StepStatus.RUNNING
-            and not self.supervisor.running(s.id)
+            for s in planning.running(run)
+            if not self.supervisor.running(s.id)
             and (s.lease_expires_at is None or s.lease_expires_at <= now)
         ]
 

@@ -329,6 +329,8 @@ class Store(Records):
             target = steps.get(move.new.id)
             if target is None:
                 continue
+            if run._index is not None:
+                run._index.moved(target.name, target.status, move.new.status)
             for name in _STATE_FIELDS:
                 setattr(target, name, getattr(move.new, name))
             if move.new.status in _FINISHED and target.finished_at is None:

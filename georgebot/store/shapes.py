@@ -54,12 +54,64 @@ class RunState:
     progress_at: datetime
     conditions: tuple[Condition, ...]
     steps: list[StepState] = field(default_factory=list)
+    _index: StepIndex | None = field(default=None, repr=False, compare=False)
 
     def step(self, name: str) -> StepState | None:
-        return next((s for s in self.steps if s.name == name), None)
+        return self.index.steps.get(name) if self._index is not None else next(
+            (s for s in self.steps if s.name == name), None)
+
+    @property
+    def index(self) -> StepIndex:
+        """Its live steps by status, and those whose needs have all succeeded, kept current by
+        `Store.follow`, so a pass over a long job does not scan every step."""
+        if self._index is None:
+            self._index = StepIndex(self)
+        return self._index
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
+
+
+class StepIndex:
+    """Built from a run once; `moved` keeps it current as its steps change status."""
+
+    def __init__(self, run: RunState) -> None:
+        spec = run.spec
+        self.steps = {s.name: s for s in run.steps}
+        self.live = [s for s in run.steps if s.name in spec.by_name]
+        self.dependents: dict[str, list[str]] = {}
+        for wanted in spec.steps:
+            for need in wanted.needs:
+                self.dependents.setdefault(need, []).append(wanted.name)
+        done = {s.name for s in self.live if s.status is StepStatus.SUCCEEDED}
+        self.unmet = {s.name: sum(1 for n in spec.needs[s.name] if n not in done) for s in self.live}
+        self.by_status: dict[StepStatus, set[str]] = {}
+        for s in self.live:
+            self.by_status.setdefault(s.status, set()).add(s.name)
+
+    def named(self, status: StepStatus) -> list[StepState]:
+        """The live steps in that status, in the template's order."""
+        names = self.by_status.get(status)
+        if not names:
+            return []
+        found = [self.steps[n] for n in names]
+        found.sort(key=lambda s: s.position)
+        return found
+
+    def unblocked(self, status: StepStatus) -> list[StepState]:
+        """The live steps in that status whose needs have all succeeded, in order."""
+        return [s for s in self.named(status) if self.unmet.get(s.name) == 0]
+
+    def moved(self, name: str, old: StepStatus, new: StepStatus) -> None:
+        if name not in self.unmet or old is new:
+            return
+        self.by_status.get(old, set()).discard(name)
+        self.by_status.setdefault(new, set()).add(name)
+        change = -1 if new is StepStatus.SUCCEEDED else 1 if old is StepStatus.SUCCEEDED else 0
+        if change:
+            for dependent in self.dependents.get(name, ()):
+                if dependent in self.unmet:
+                    self.unmet[dependent] += change
 
 
 @dataclass(frozen=True)

@@ -241,3 +241,37 @@ def test_a_condition_is_set_and_cleared_once_each_with_an_event() -> None:
     cleared = lifecycle.set_condition(run, "Stalled", False, "", "", late)
     assert cleared.job is not None and cleared.job.conditions == ()
     assert [n.reason for n in cleared.notes] == ["Stalled=False"]
+
+
+def test_the_readiness_index_agrees_with_the_steps_as_they_move() -> None:
+    """A pass asks the run's index which steps are ready; it must say what the steps say,
+    however they move (a seeded random walk over a DAG of 40 steps)."""
+    import random
+
+    from georgebot.engine import planning
+    from georgebot.store import Effects, Move, Store
+
+    rng = random.Random(7)
+    names = [f"s{i}" for i in range(40)]
+    specs = [step(n, needs=tuple(rng.sample(names[:i], k=min(i, rng.randint(0, 3))))) for i, n in
+             enumerate(names)]
+    run = run_of(*(replace(state(n), id=i, position=i) for i, n in enumerate(names)), spec=job("j", *specs))
+    statuses = list(StepStatus)
+
+    def brute() -> list[str]:
+        done = {s.name for s in run.steps if s.status is StepStatus.SUCCEEDED}
+        return [s.name for s in run.steps
+                if (s.status is StepStatus.PENDING
+                    or (s.status is StepStatus.RETRYING and (s.next_attempt_at is None
+                                                             or s.next_attempt_at <= NOW)))
+                and set(run.spec.step(s.name).needs) <= done]
+
+    for _ in range(500):
+        target = rng.choice(run.steps)
+        to = rng.choice(statuses)
+        later = NOW + timedelta(seconds=rng.choice([-5, 5])) if to is StepStatus.RETRYING else None
+        moved = Move(target, replace(target, status=to, next_attempt_at=later))
+        Store.follow(run, Effects(moves=(moved,)), NOW)
+        assert [s.name for s in planning.ready(run, NOW)] == brute()
+        assert {s.name for s in planning.running(run)} == {
+            s.name for s in run.steps if s.status is StepStatus.RUNNING}

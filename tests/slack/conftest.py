@@ -5,6 +5,7 @@ Slack over Socket Mode, with the engine's loop running so a wake acts at once.""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import suppress
 
@@ -23,6 +24,9 @@ from tests.slack.support import SEED, George
 
 FAST = PublisherSettings(min_interval=0.0, updates_per_minute=100_000, burst=100_000,
                          outbox_poll=0.05, retry_delay=0.05, connection_delay=0.05)
+
+
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture
@@ -53,7 +57,11 @@ async def george(slack: LocalSlack, engine: Engine, sqlite_store: Store, source:
     connected = George(slack, engine, sqlite_store, source, runner, surface)
     try:
         yield connected
-        await connected.idle()
+        try:  # what the test set going finishes; what hangs is cancelled by the close below
+            async with asyncio.timeout(10):
+                await connected.idle()
+        except TimeoutError:
+            log.warning("the Slack surface was still handling events 10 s after the test")
     finally:
         await connected.surface.close()  # the test may have started another
         await surface.close()
