@@ -20,9 +20,8 @@ def live_steps(run: RunState) -> list[StepState]:
 def ready(run: RunState, now: datetime) -> list[StepState]:
     """Pending steps whose needs all succeeded, and Retrying steps that are due."""
     index = run.index
-    due = [
-        s for s in index.unblocked(StepStatus.RETRYING) if s.next_attempt_at is None or s.next_attempt_at <= now
-    ]
+    retrying = index.unblocked(StepStatus.RETRYING)
+    due = [s for s in retrying if s.next_attempt_at is None or s.next_attempt_at <= now]
     pending = index.unblocked(StepStatus.PENDING)
     return sorted([*pending, *due], key=lambda s: s.position) if due else pending
 

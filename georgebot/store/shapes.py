@@ -86,8 +86,11 @@ class StepIndex:
         done = {s.name for s in self.live if s.status is StepStatus.SUCCEEDED}
         self.unmet = {s.name: sum(1 for n in spec.needs[s.name] if n not in done) for s in self.live}
         self.by_status: dict[StepStatus, set[str]] = {}
+        self.free: dict[StepStatus, set[str]] = {}  # by status, those whose needs all succeeded
         for s in self.live:
             self.by_status.setdefault(s.status, set()).add(s.name)
+            if self.unmet[s.name] == 0:
+                self.free.setdefault(s.status, set()).add(s.name)
 
     def named(self, status: StepStatus) -> list[StepState]:
         """The live steps in that status, in the template's order."""
@@ -100,18 +103,28 @@ class StepIndex:
 
     def unblocked(self, status: StepStatus) -> list[StepState]:
         """The live steps in that status whose needs have all succeeded, in order."""
-        return [s for s in self.named(status) if self.unmet.get(s.name) == 0]
+        found = [self.steps[n] for n in self.free.get(status, ())]
+        found.sort(key=lambda s: s.position)
+        return found
 
     def moved(self, name: str, old: StepStatus, new: StepStatus) -> None:
         if name not in self.unmet or old is new:
             return
         self.by_status.get(old, set()).discard(name)
         self.by_status.setdefault(new, set()).add(name)
+        if self.unmet[name] == 0:
+            self.free.get(old, set()).discard(name)
+            self.free.setdefault(new, set()).add(name)
         change = -1 if new is StepStatus.SUCCEEDED else 1 if old is StepStatus.SUCCEEDED else 0
-        if change:
-            for dependent in self.dependents.get(name, ()):
-                if dependent in self.unmet:
-                    self.unmet[dependent] += change
+        for dependent in self.dependents.get(name, ()) if change else ():
+            if dependent not in self.unmet:
+                continue
+            status = self.steps[dependent].status
+            if self.unmet[dependent] == 0:
+                self.free.get(status, set()).discard(dependent)
+            self.unmet[dependent] += change
+            if self.unmet[dependent] == 0:
+                self.free.setdefault(status, set()).add(dependent)
 
 
 @dataclass(frozen=True)
