@@ -24,18 +24,16 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import Source, agent, chained  # noqa: I001  (bench/ is on the path when a script runs)
 from georgebot.agents import StepRunner
 from georgebot.engine.ports import StepRecorder, StepResult, StepTask, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
 from georgebot.manifests.snapshot import Revision, Snapshot
-from georgebot.model.rendered import RenderedJob
-from georgebot.model.specs import AgentSpec, Step
 from georgebot.model.status import StepStatus
 from georgebot.store import Store, open_database
 
@@ -44,42 +42,10 @@ TARGET_RATE = 200.0  # steps/s over the run
 WINDOW = 1000
 
 
-@dataclass
-class Source:
-    snapshot: Snapshot
-    root: Path
-
-    def sync(self) -> Snapshot:
-        return self.snapshot
-
-    def checkout(self, sha: str) -> Path:
-        return self.root
-
-
 def snapshot(steps: int) -> Snapshot:
-    agent = AgentSpec.model_validate(
-        {
-            "apiVersion": "george/v1",
-            "kind": "AgentSpec",
-            "metadata": {"name": "bench"},
-            "spec": {"capabilities": [{"shell": {"commands": ["true"]}}]},
-        }
-    )
-    chain = [
-        Step.model_validate(
-            {"name": f"s{k}", "agent": "bench", "run": ["true"], "needs": [f"s{k - 1}"] if k else []}
-        )
-        for k in range(steps)
-    ]
-    job = RenderedJob(
-        name="chain", template="bench", channel="#bench", deadline=None, params={}, fuzzy={}, steps=chain
-    )
-    return Snapshot(
-        Revision("c" * 40, "bench"),
-        agents={"bench": agent},
-        jobs={"chain": job},
-        job_files={"chain": "manifests/chain.yaml"},
-    )
+    job = chained("chain", steps)
+    return Snapshot(Revision("c" * 40, "bench"), agents={"bench": agent()}, jobs={"chain": job},
+                    job_files={"chain": "manifests/chain.yaml"})
 
 
 class TimedRunner:

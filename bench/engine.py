@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,12 +40,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import Source, chains  # noqa: I001  (bench/ is on the path when a script runs)
 from georgebot.agents import StepRunner
 from georgebot.engine.ports import Done, StepRecorder, StepTask, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
-from georgebot.manifests.snapshot import Revision, Snapshot
-from georgebot.model.rendered import RenderedJob
-from georgebot.model.specs import AgentSpec, Step
+from georgebot.manifests.snapshot import Snapshot
 from georgebot.model.status import JobStatus
 from georgebot.store import Store, open_database
 
@@ -58,50 +56,8 @@ TARGET_SERIAL_WALL = 2.0  # George / floor, one at a time
 TARGET_IDLE = 0.020  # seconds
 
 
-@dataclass
-class Source:
-    snapshot: Snapshot
-    root: Path
-
-    def sync(self) -> Snapshot:
-        return self.snapshot
-
-    def checkout(self, sha: str) -> Path:
-        return self.root
-
-
 def snapshot(jobs: int, concurrency: int = CONCURRENCY, length: int = STEPS) -> Snapshot:
-    agent = AgentSpec.model_validate(
-        {
-            "apiVersion": "george/v1",
-            "kind": "AgentSpec",
-            "metadata": {"name": "bench"},
-            "spec": {"capabilities": [{"shell": {"commands": ["true"]}}], "maxConcurrentSteps": concurrency},
-        }
-    )
-    rendered = {}
-    for i in range(jobs):
-        steps = [
-            Step.model_validate(
-                {"name": f"s{k}", "agent": "bench", "run": ["true"], "needs": [f"s{k - 1}"] if k else []}
-            )
-            for k in range(length)
-        ]
-        rendered[f"job-{i}"] = RenderedJob(
-            name=f"job-{i}",
-            template="bench",
-            channel="#bench",
-            deadline=None,
-            params={},
-            fuzzy={},
-            steps=steps,
-        )
-    return Snapshot(
-        Revision("b" * 40, "bench"),
-        agents={"bench": agent},
-        jobs=rendered,
-        job_files={n: "manifests/bench.yaml" for n in rendered},
-    )
+    return chains(jobs, length, max_steps=concurrency)
 
 
 def cpu_seconds() -> float:

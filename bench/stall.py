@@ -30,18 +30,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import Source, chains  # noqa: I001  (bench/ is on the path when a script runs)
 from georgebot.agents import StepRunner
 from georgebot.engine.ports import SystemClock
 from georgebot.engine.service import Engine, EngineSettings
-from georgebot.manifests.snapshot import Revision, Snapshot
-from georgebot.model.rendered import RenderedJob
-from georgebot.model.specs import AgentSpec, Step
+from georgebot.manifests.snapshot import Snapshot
 from georgebot.model.status import JobStatus
 from georgebot.store import Store, open_database
 
@@ -61,50 +59,8 @@ print(time.monotonic(), flush=True)
 """
 
 
-@dataclass
-class Source:
-    snapshot: Snapshot
-    root: Path
-
-    def sync(self) -> Snapshot:
-        return self.snapshot
-
-    def checkout(self, sha: str) -> Path:
-        return self.root
-
-
 def snapshot(sha: str, jobs: int, steps: int) -> Snapshot:
-    agent = AgentSpec.model_validate(
-        {
-            "apiVersion": "george/v1",
-            "kind": "AgentSpec",
-            "metadata": {"name": "bench"},
-            "spec": {"capabilities": [{"shell": {"commands": ["true"]}}], "maxConcurrentSteps": 16},
-        }
-    )
-    rendered = {}
-    for i in range(jobs):
-        chain = [
-            Step.model_validate(
-                {"name": f"s{k}", "agent": "bench", "run": ["true"], "needs": [f"s{k - 1}"] if k else []}
-            )
-            for k in range(steps)
-        ]
-        rendered[f"job-{i}"] = RenderedJob(
-            name=f"job-{i}",
-            template="bench",
-            channel="#bench",
-            deadline=None,
-            params={},
-            fuzzy={},
-            steps=chain,
-        )
-    return Snapshot(
-        Revision(sha * 40, "bench"),
-        agents={"bench": agent},
-        jobs=rendered,
-        job_files={n: "manifests/bench.yaml" for n in rendered},
-    )
+    return chains(jobs, steps, sha=sha * 40, max_steps=16)
 
 
 class Heartbeat:

@@ -28,12 +28,12 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import Source  # noqa: I001  (bench/ is on the path when a script runs)
 from georgebot.agents import StepRunner
 from georgebot.engine.ports import SystemClock
 from georgebot.engine.service import Engine, EngineSettings
@@ -46,18 +46,6 @@ from georgebot.store import Store, open_database
 TARGET_UNCHANGED = 0.050  # seconds
 TARGET_NEW_REVISION = 0.500  # seconds
 TARGET_RSS = 250  # MB (10^6 bytes)
-
-
-@dataclass
-class Source:
-    snapshot: Snapshot
-    root: Path
-
-    def sync(self) -> Snapshot:
-        return self.snapshot
-
-    def checkout(self, sha: str) -> Path:
-        return self.root
 
 
 def snapshot(jobs: int) -> Snapshot:

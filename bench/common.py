@@ -1,0 +1,58 @@
+"""What the engine benchmarks share: a manifest source that serves one snapshot, and jobs of
+chained `true` steps built in code (no Git), run by an agent allowed exactly `true`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from georgebot.manifests.snapshot import Revision, Snapshot
+from georgebot.model.rendered import RenderedJob
+from georgebot.model.specs import AgentSpec, Step
+
+
+@dataclass
+class Source:
+    """The engine's `ManifestPort`: always the same snapshot; checkouts are `root`."""
+
+    snapshot: Snapshot
+    root: Path
+
+    def sync(self) -> Snapshot:
+        return self.snapshot
+
+    def checkout(self, sha: str) -> Path:
+        return self.root
+
+
+def agent(max_steps: int | None = None) -> AgentSpec:
+    spec: dict[str, object] = {"capabilities": [{"shell": {"commands": ["true"]}}]}
+    if max_steps is not None:
+        spec["maxConcurrentSteps"] = max_steps
+    return AgentSpec.model_validate(
+        {"apiVersion": "george/v1", "kind": "AgentSpec", "metadata": {"name": "bench"}, "spec": spec}
+    )
+
+
+def chained(name: str, length: int) -> RenderedJob:
+    """A job of `length` `true` steps, each needing the one before."""
+    steps = [
+        Step.model_validate(
+            {"name": f"s{k}", "agent": "bench", "run": ["true"], "needs": [f"s{k - 1}"] if k else []}
+        )
+        for k in range(length)
+    ]
+    return RenderedJob(
+        name=name, template="bench", channel="#bench", deadline=None, params={}, fuzzy={}, steps=steps
+    )
+
+
+def chains(jobs: int, length: int, *, sha: str = "b" * 40, max_steps: int | None = None) -> Snapshot:
+    """`jobs` jobs named job-0, job-1, … of `length` chained steps each."""
+    rendered = {f"job-{i}": chained(f"job-{i}", length) for i in range(jobs)}
+    return Snapshot(
+        Revision(sha, "bench"),
+        agents={"bench": agent(max_steps)},
+        jobs=rendered,
+        job_files={n: "manifests/bench.yaml" for n in rendered},
+    )
