@@ -130,19 +130,24 @@ class Directory:
 
     async def latest_reply(self, channel: str, thread_ts: str, user: str, after: str) -> str:
         """The text of `user`'s latest reply in a thread, posted after `after`; '' if none."""
-        text = ""
+        mine = [text for who, text in await self.replies(channel, thread_ts, after) if who == user]
+        return mine[-1] if mine else ""
+
+    async def replies(self, channel: str, thread_ts: str, after: str) -> list[tuple[str, str]]:
+        """People's replies in a thread posted after `after`, oldest first: (user, text)."""
+        found: list[tuple[str, str]] = []
         cursor: str | None = None
         for _ in range(MAX_PAGES):
             page = await call("conversations.replies", self.client.conversations_replies(
                 channel=channel, ts=thread_ts, oldest=after, limit=200, cursor=cursor))
             for message in page.get("messages") or []:
-                if (message.get("user") == user and not message.get("bot_id")
+                if (message.get("user") and not message.get("bot_id")
                         and _ts(str(message.get("ts", "0"))) > _ts(after)):
-                    text = str(message.get("text") or "")
+                    found.append((str(message["user"]), str(message.get("text") or "")))
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 break
-        return text
+        return found
 
 
 def _ts(ts: str) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """`ReactionSweep`: reads the reactions on every open request from Slack (`reactions.get`) and
 counts the votes George has not, so no ✅ is lost: not one acknowledged just before a crash,
 nor one made while the database was busy or read-only, nor one added before Slack's answer
-to George's own `chat.postMessage` told it the request's `ts`.
+to George's own `chat.postMessage` told it the request's `ts`. An agent's question still open
+though someone answered it in its thread is resumed by that answer the same way.
 
 It runs at start, every `interval` seconds, and soon after a reaction on a message George
 does not know yet. A vote counts once per person and request, so a sweep that finds what
@@ -103,6 +104,7 @@ class ReactionSweep:
         counted = 0
         for request, channel, ts, root in await self.engine.open_requests():
             if request.kind == "question":
+                counted += await self._answer(request, channel, ts, root)
                 continue
             try:
                 answer = await call("reactions.get", self.client.reactions_get(
@@ -116,6 +118,26 @@ class ReactionSweep:
             counted += await self._count(request, channel, ts, root, answer.get("message") or {})
         self.counted += counted
         return counted
+
+    async def _answer(self, request: Request, channel: str, ts: str, root: str) -> int:
+        """A question still open although someone answered it in its thread (the reply's
+        event was lost): the first answer resumes it, as the live event would have."""
+        try:
+            replies = await self.directory.replies(channel, root, after=ts)
+        except CallFailed as e:
+            log.info("could not read the replies to the question of %s: %s", request.step, e.error)
+            return 0
+        me = (await self.directory.identity()).user_id
+        answers = [(user, text) for user, text in replies if not (me and f"<@{me}>" in text)]
+        if not answers:
+            return 0
+        user, text = answers[0]
+        job = await self.engine.desk.job_name(request.job_id)
+        step = request.step if root == ts else None  # as the live event: the card's thread is the job's
+        resumed = await self.engine.reply(job, user=user, text=text, step=step)
+        if resumed:
+            log.info("an answer by %s to %s/%s that George had missed resumed it", user, job, request.step)
+        return resumed
 
     async def _count(
         self, request: Request, channel: str, ts: str, root: str, message: dict[str, Any]

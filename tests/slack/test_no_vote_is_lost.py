@@ -4,6 +4,7 @@ interval, and a vote counts once per person and request however often it is seen
 
 from __future__ import annotations
 
+from georgebot.engine.ports import ApprovalRequest, Done, Wait
 from georgebot.slack.transport import SlackSurface
 from tests.engine.harness import job, step
 from tests.slack.conftest import FAST, socket_settings
@@ -60,3 +61,19 @@ async def test_a_sweep_counts_nothing_twice(george: George) -> None:
     assert state is not None and state.waits is not None
     assert george.store.approvals([state.waits.request]) == {state.waits.request: [ALEX]}
     assert george.step_status("j", "gate") == "Waiting"
+
+
+async def test_an_answer_george_never_heard_resumes_the_question(george: George) -> None:
+    george.commit(job("j", step("think", instructions="Ask which team", done_when="answered")))
+    george.runner.on("think", lambda task: Wait(ApprovalRequest(
+        "j", "think", task.channel, "Which team?", (), 0, kind="question")), Done("welcomed"))
+    await george.until(lambda: george.approval("j", "think"))  # the question, posted and recorded
+    card = george.card("j")
+    assert card is not None and george.surface.sweep is not None
+    channel = george.slack.state.channels[card.channel]
+    george.slack.state.add_message(channel, text="payments", user=ALEX, thread_ts=card.ts)  # no event
+
+    assert await george.surface.sweep.sweep() == 1
+
+    await george.until(lambda: george.step_status("j", "think") == "Succeeded")
+    assert [c.text for c in george.store.context(george.run("j").id) if c.role == "user"] == ["payments"]
