@@ -44,6 +44,7 @@ class Delivery:
     acked: bool = False
     done: bool = False
     timer: asyncio.TimerHandle | None = None
+    sent_at: float | None = None  # the event loop's clock when the latest envelope went out
 
 
 @dataclass(eq=False)
@@ -77,6 +78,8 @@ class SocketHub:
         """The envelope ids acknowledged, late ones included, in order."""
         self.undelivered: deque[Delivery] = deque(maxlen=_KEEP)
         """Deliveries given up on: retries exhausted, or a command nobody acknowledged."""
+        self.ack_delays: deque[float] = deque(maxlen=_KEEP)
+        """Seconds from an envelope going out to its acknowledgement (the latest 10,000)."""
 
     @property
     def connections(self) -> int:
@@ -133,6 +136,7 @@ class SocketHub:
         self._connections[self._turn].outbox.put_nowait(json.dumps(envelope))
         self.envelopes.append(envelope)
         loop = asyncio.get_running_loop()
+        delivery.sent_at = loop.time()
         delivery.timer = loop.call_later(self.ack_timeout, self._expire, delivery, envelope_id)
         self._on_change()
 
@@ -168,6 +172,8 @@ class SocketHub:
             self._on_change()
             return
         delivery.acked = True
+        if delivery.sent_at is not None:
+            self.ack_delays.append(asyncio.get_running_loop().time() - delivery.sent_at)
         self._finish(delivery)
         payload = message.get("payload")
         if delivery.on_ack is not None:
