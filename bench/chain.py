@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import Source, agent, chained  # noqa: I001  (bench/ is on the path when a script runs)
+from common import Source, agent, chained, finish, table, verdict  # noqa: I001  (bench/ is on the path when a script runs)
 from georgebot.agents import StepRunner
 from georgebot.engine.ports import StepRecorder, StepResult, StepTask, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
@@ -120,9 +120,6 @@ async def chain(steps: int, max_seconds: float, work: Path) -> dict[str, Any]:
     }
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
 
 def median_pass(passes: list[tuple[float, float]], since: float, until: float) -> float:
     inside = [d for s, d in passes if since <= s <= until]
@@ -198,13 +195,8 @@ def main() -> None:
         ("peak RSS", f"{f['rss']:.0f} MiB", "", ""),
     ]
     print(f"chain.py: one job of {args.steps} chained `true` steps (SQLite)")
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)))
-    if missed:
-        print(f"missed: {'; '.join(missed)}")
-    if args.check and missed:
-        sys.exit(1)
+    table(rows)
+    finish(missed, check=args.check)
 
 
 if __name__ == "__main__":

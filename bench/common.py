@@ -3,6 +3,7 @@ chained `true` steps built in code (no Git), run by an agent allowed exactly `tr
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,3 +57,27 @@ def chains(jobs: int, length: int, *, sha: str = "b" * 40, max_steps: int | None
         jobs=rendered,
         job_files={n: "manifests/bench.yaml" for n in rendered},
     )
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def table(rows: list[tuple[str, ...]]) -> None:
+    """Columns aligned over the rows of 2 cells or more; a 1-cell row is a heading."""
+    cells = [r for r in rows if len(r) > 1]
+    widths = [max(len(r[i]) for r in cells if len(r) > i) for i in range(max(map(len, cells)))]
+    for row in rows:
+        if len(row) == 1:
+            print(row[0])
+            continue
+        out = [c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)]
+        print("  ".join(out).rstrip())
+
+
+def finish(missed: list[str], *, check: bool) -> None:
+    """Names the missed targets; with `--check`, a miss exits 1."""
+    if missed:
+        print(f"missed: {'; '.join(missed)}")
+    if check and missed:
+        sys.exit(1)

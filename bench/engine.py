@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import Source, chains  # noqa: I001  (bench/ is on the path when a script runs)
+from common import Source, chains, finish, table, verdict  # noqa: I001  (bench/ is on the path when a script runs)
 from georgebot.agents import StepRunner
 from georgebot.engine.ports import Done, StepRecorder, StepTask, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
@@ -199,21 +199,6 @@ def median(rounds: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in rounds)
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
-def table(rows: list[tuple[str, ...]]) -> None:
-    """Columns aligned over the rows of 2 cells or more; a 1-cell row is a heading."""
-    cells = [r for r in rows if len(r) > 1]
-    widths = [max(len(r[i]) for r in cells if len(r) > i) for i in range(max(map(len, cells)))]
-    for row in rows:
-        if len(row) == 1:
-            print(row[0])
-            continue
-        out = [c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)]
-        print("  ".join(out).rstrip())
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -302,10 +287,7 @@ def main() -> None:
     table(rows)
     for note in notes:
         print(note)
-    if missed:
-        print(f"missed: {'; '.join(missed)}")
-    if args.check and missed:
-        sys.exit(1)
+    finish(missed, check=args.check)
 
 
 if __name__ == "__main__":

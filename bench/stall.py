@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import Source, chains  # noqa: I001  (bench/ is on the path when a script runs)
+from common import Source, chains, finish, table  # noqa: I001  (bench/ is on the path when a script runs)
 from georgebot.agents import StepRunner
 from georgebot.engine.ports import SystemClock
 from georgebot.engine.service import Engine, EngineSettings
@@ -249,9 +249,7 @@ def main() -> None:
             )
         )
     print(f"stall.py: a heartbeat every {PERIOD * 1000:.0f} ms; a gap is how late it woke (SQLite)")
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)))
+    table(rows)
     print(f"(a) every job succeeded: {many['ok']}")
     print(
         f"(b) {LOCKED_JOBS} jobs x {LOCKED_STEPS} steps; every job succeeded: {lock['ok']} "
@@ -260,10 +258,7 @@ def main() -> None:
     for what, counts in (("failed passes", lock["failed_passes"]), ("logged", lock["logged"])):
         for text, n in sorted(counts.items(), key=lambda kv: -kv[1]):
             print(f"    {what}: {n} x {text}")
-    if missed:
-        print(f"missed: {'; '.join(missed)}")
-    if args.check and missed:
-        sys.exit(1)
+    finish(missed, check=args.check)
 
 
 if __name__ == "__main__":

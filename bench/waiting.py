@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import Source  # noqa: I001  (bench/ is on the path when a script runs)
+from common import Source, finish, table, verdict  # noqa: I001  (bench/ is on the path when a script runs)
 from georgebot.agents import StepRunner
 from georgebot.engine.ports import SystemClock
 from georgebot.engine.service import Engine, EngineSettings
@@ -139,9 +139,6 @@ def measure(which: str, jobs: int, work: str, count: int) -> dict[str, Any]:
     return figures
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -186,18 +183,13 @@ def main() -> None:
         f"waiting.py: {args.jobs} active jobs each waiting for an approval (SQLite); "
         f"{args.passes} passes of each kind"
     )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)))
+    table(rows)
     print(
         f"(not measured: setup {setup['seconds']:.1f} s, peak RSS {setup['rss']:.0f} MB; "
         f"the first pass of the measuring process {figures['first'] * 1000:.0f} ms; "
         f"every job still waiting afterwards: {figures['still waiting']})"
     )
-    if missed:
-        print(f"missed: {'; '.join(missed)}")
-    if args.check and missed:
-        sys.exit(1)
+    finish(missed, check=args.check)
 
 
 if __name__ == "__main__":
