@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Decision", "Engine", "EngineSettings", "RetryPlan", "Verdict"]
 
-RetryResult = RetryPlan
-
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -438,7 +436,9 @@ class Engine:
                 if await self._commit(run, effects, now):
                     break
             else:
-                raise errors.StoreBusy("the step kept moving while the decision was recorded")
+                # Not lost: the reaction is still in Slack, and the next sweep counts it.
+                raise errors.TemporaryError("the step kept moving while the vote was recorded",
+                                            reason="Contended")
         self.wake()
         return verdict
 
@@ -468,13 +468,20 @@ class Engine:
         request = await self.io(self.store.request, request_id)
         return request.approvers if request else ()
 
-    async def reply(self, job: str, *, user: str, text: str, step: str | None = None) -> int:
+    async def reply(
+        self, job: str, *, user: str, text: str, step: str | None = None, run_id: int | None = None
+    ) -> int:
         """A person's reply in a job's thread: context for every step of the job (stored as
         given: untrusted text), and the answer to a step waiting on a question, which then
-        continues in a fresh attempt. Returns how many steps it resumed."""
+        continues in a fresh attempt. Returns how many steps it resumed. From Slack, `run_id`
+        is the run whose thread it is in: a reply in a cancelled run's thread answers nothing
+        of the job's newer run."""
         async with self._lock:
             now = self.clock.now()
-            runs = await self.io(self.store.load_runs, [job])
+            if run_id is not None:
+                runs = await self.io(self.store.load_runs_by_id, [run_id])
+            else:
+                runs = await self.io(self.store.load_runs, [job])
             if not runs:
                 return 0
             resumed, effects = lifecycle.on_reply(runs[0], user=user, text=text, step=step)

@@ -24,9 +24,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-_WRITES = frozenset({"commit", "probe", "apply_generation", "create_run", "renew_leases", "add_context"})
-
-
 class StoreThread:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -37,12 +34,13 @@ class StoreThread:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="george-store")
         call = functools.partial(self.store.guarded, fn, *args, **kwargs)
+        commits = self.store.db.commits
         try:
             result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
         except errors.StoreBusy:
             self.writable = False
             raise
-        if not self.writable and getattr(fn, "__name__", "") in _WRITES:
+        if self.store.db.commits > commits:
             self.writable = True  # a write went through: the database takes writes again
         return result
 

@@ -97,7 +97,8 @@ class Listeners:
         if approve is None or item.get("type") != "message" or not event.get("user"):
             return
         channel, ts, user = str(item.get("channel")), str(item.get("ts")), str(event["user"])
-        self.work.spawn(f"reaction by {user}", self._decide(channel, ts, user, approve))
+        author = str(event.get("item_user") or "")
+        self.work.spawn(f"reaction by {user}", self._decide(channel, ts, user, approve, author))
 
     async def on_reaction_removed(self, ack: AsyncAck, event: dict[str, Any]) -> None:
         await ack()  # a decision stands; taking a reaction back does not undo it
@@ -163,10 +164,12 @@ class Listeners:
             return messages.retry_nothing(result.message)
         return messages.retry_done(result.message)
 
-    async def _decide(self, channel: str, ts: str, user: str, approve: bool) -> None:
+    async def _decide(self, channel: str, ts: str, user: str, approve: bool, author: str = "") -> None:
         message = await self.desk.message_at(channel, ts)
+        if message is None and author and author == (await self.directory.identity()).user_id:
+            self.sweep.soon()  # George's, not recorded yet: perhaps a request still being posted
+            return
         if message is None or message.kind != "approval" or not message.request_id:
-            self.sweep.soon()  # perhaps a request whose `ts` George has not recorded yet
             return
         approvers = await self.engine.approvers_of(message.request_id)
         groups = await self.directory.groups_of(user, frozenset(approvers))
@@ -206,7 +209,7 @@ class Listeners:
             return  # a command to George, answered by the mention listener
         step = owner.step if owner.kind == "approval" else None
         job = await self.desk.job_name(owner.job_id)
-        await self.engine.reply(job, user=user, text=text, step=step)  # may resume a question
+        await self.engine.reply(job, user=user, text=text, step=step, run_id=owner.job_id)  # may resume
 
     async def _home(self, user: str) -> None:
         view = await self.desk.status()

@@ -134,7 +134,7 @@ class ReactionSweep:
         user, text = answers[0]
         job = await self.engine.desk.job_name(request.job_id)
         step = request.step if root == ts else None  # as the live event: the card's thread is the job's
-        resumed = await self.engine.reply(job, user=user, text=text, step=step)
+        resumed = await self.engine.reply(job, user=user, text=text, step=step, run_id=request.job_id)
         if resumed:
             log.info("an answer by %s to %s/%s that George had missed resumed it", user, job, request.step)
         return resumed

@@ -27,6 +27,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 class Database:
     engine: Engine
     url: str
+    commits: int = 0
+    """Transactions committed: a write that went through says the database takes writes."""
+
+    def __post_init__(self) -> None:
+        sa.event.listen(self.engine, "commit", self._committed)
+
+    def _committed(self, _conn: Any) -> None:
+        self.commits += 1
 
     @property
     def is_sqlite(self) -> bool:

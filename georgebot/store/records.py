@@ -56,9 +56,8 @@ class Records:
     def probe(self) -> None:
         """A write, rolled back: raises while the database does not take writes (locked,
         read-only, full), so George can say when it does again."""
-        with self.db.engine.begin() as conn:
+        with self.db.engine.begin() as conn:  # committed, though it changes nothing
             conn.execute(sa.text("UPDATE revisions SET sha = sha WHERE id = (SELECT max(id) FROM revisions)"))
-            conn.rollback()
 
     # --- revisions ------------------------------------------------------------------
 

@@ -150,3 +150,21 @@ async def test_a_question_is_answered_by_a_reply_not_a_reaction(
 async def test_a_vote_on_something_that_is_no_request_decides_nothing(engine: Engine) -> None:
     verdict = await engine.decide("no-such-request", user="U01ALEX", approve=True)
     assert verdict.decision is Decision.UNKNOWN and not verdict.counted
+
+
+async def test_a_reply_in_a_cancelled_runs_thread_answers_nothing_of_the_new_run(
+        engine: Engine, source: FakeSource, runner: ScriptedRunner, sqlite_store: Store) -> None:
+    asks = lambda task: Wait(ApprovalRequest("j", "think", task.channel, "Which team?", (), 0,  # noqa: E731
+                                             kind="question"))
+    runner.on("think", asks)
+    source.commit(job("j", step("think", instructions="Ask", done_when="answered")))
+    await engine.settle()
+    old = sqlite_store.load_runs(["j"])[0].id
+    source.commit(message="remove j")
+    await engine.settle()
+    source.commit(job("j", step("think", instructions="Ask", done_when="answered")), message="j again")
+    await engine.settle()
+
+    assert await engine.reply("j", user="U01ALEX", text="payments", run_id=old) == 0
+
+    assert state(sqlite_store, "j", "think").status is StepStatus.WAITING
