@@ -177,7 +177,7 @@ class CardPublisher:
         await self._drain_outbox(step)
         await self._post_new_cards(step)
         await self._update_cards(step)
-        if not self._dirty and not await self.desk.outbox(limit=1):
+        if not await self.desk.outbox(limit=1) and not self._dirty:  # dirty read after the await
             self._quiet.set()
         if not step.due:
             return None
