@@ -166,6 +166,11 @@ class SlackSurface:
             tasks = [t for t in (sdk.message_processor, sdk.current_session_monitor,
                                  sdk.message_receiver) if t is not None]
             await handler.close_async()  # type: ignore[no-untyped-call]
+            # The SDK's own tasks end with its session; one that does not (a reconnect under
+            # way as it closed) is cancelled rather than holding up George's stop.
+            _, stuck = await asyncio.wait(tasks, timeout=5) if tasks else (set(), set())
+            for task in stuck:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if self.sweep is not None:
             await self.sweep.close()
