@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import getpass
 import json
@@ -169,7 +170,9 @@ def _count(items: Any, noun: str) -> str:
 @click.option("--timeout", type=float, default=None, metavar="S", help="Give up after S seconds (exit 1).")
 def reconcile(settings: Settings, wait: bool, timeout: float | None) -> None:
     """Sync Git and run jobs headless (no chat: messages stay queued)."""
-    from georgebot.runtime import George
+    from georgebot.runtime import George, harden_process
+
+    harden_process()
 
     async def go() -> bool:
         george = George(settings)
@@ -215,6 +218,11 @@ def retry(settings: Settings, job: str) -> None:
 def status(settings: Settings, job: str | None, as_json: bool) -> None:
     """Revision, manifest errors, agents and jobs, read from the database only."""
     view = _read(settings, lambda store: status_view(store, job))
+    if not view.sandbox:  # no George runs now: say what one would use on this machine
+        from georgebot.agents.sandbox import Sandbox
+
+        info = Sandbox.detect(settings.sandbox).info
+        view = dataclasses.replace(view, sandbox=f"{info.kind}: {info.detail} (no George is running)")
     if as_json:
         click.echo(json.dumps(view.to_json(), indent=2))
     else:
@@ -252,6 +260,12 @@ def _status_text(view: StatusView) -> str:
     rev = view.revision
     lines.append(f"revision  {rev.sha[:12]} {rev.message} (synced {iso(rev.synced_at)})"
                  if rev else "revision  none synced yet")
+    kind, _, detail = view.sandbox.partition(": ")
+    confined = kind == "bubblewrap"
+    lines.append(f"sandbox   {detail}" if confined else f"sandbox   none: steps are NOT sandboxed ({detail})")
+    for r in view.replicas:
+        lines.append(f"george    {r.id} on {r.host} (pid {r.pid}, {r.version}), started {iso(r.started_at)}, "
+                     f"last seen {iso(r.heartbeat_at)}")
     for err in view.manifest_errors:
         lines.append(f"error     {err['file']}:{err['line']}: {err['kind']}/{err['name']}: {err['message']}")
     for agent in view.agents:

@@ -6,10 +6,11 @@ no other module reads `os.environ`. Names and defaults are DESIGN.md's configura
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
@@ -89,6 +90,8 @@ class Settings(BaseSettings):
     slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+    sandbox: Literal["auto", "bubblewrap", "off"] = Field("auto", validation_alias=_env("GEORGE_SANDBOX"))
+    secrets_dir: Path | None = Field(None, validation_alias=_env("GEORGE_SECRETS_DIR"))
     port: int = Field(8080, validation_alias=_env("PORT"))
     local_slack_port: int = Field(3000, validation_alias=_env("GEORGE_LOCAL_SLACK_PORT"))
 
@@ -107,8 +110,18 @@ class Settings(BaseSettings):
         "slack_api_url",
         "anthropic_base_url",
         "branch",
+        "secrets_dir",
         mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+
+SECRET_PREFIX = "GEORGE_SECRET_"
+
+
+def environment_secrets() -> dict[str, str]:
+    """George's `GEORGE_SECRET_NAME` variables, by NAME: values steps may be granted."""
+    return {k[len(SECRET_PREFIX):]: v for k, v in os.environ.items()
+            if k.startswith(SECRET_PREFIX) and len(k) > len(SECRET_PREFIX)}

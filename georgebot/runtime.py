@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,18 +21,25 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
-from georgebot.agents import Executor, StepRunner
-from georgebot.config import Settings
+from georgebot import __version__
+from georgebot.agents import Executor, ShellRunner, StepRunner
+from georgebot.agents.keeper import this_host
+from georgebot.agents.sandbox import Sandbox
+from georgebot.config import Settings, environment_secrets
 from georgebot.devslack import LocalSlack
 from georgebot.engine import planning
 from georgebot.engine.ports import Clock, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
-from georgebot.errors import ConfigError
+from georgebot.errors import ConfigError, StoreBusy
 from georgebot.manifests.source import ManifestSource
+from georgebot.model.attempts import Replica
+from georgebot.secrets import MaskingFilter, Secrets
 from georgebot.slack import SlackSurface
 from georgebot.store import RunState, Store, open_database
 
 log = logging.getLogger(__name__)
+
+PR_SET_DUMPABLE = 4
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
@@ -41,15 +51,28 @@ def engine_settings(settings: Settings) -> EngineSettings:
     )
 
 
-def llm_runner(settings: Settings) -> Executor | None:
+def llm_runner(settings: Settings, shell: ShellRunner) -> Executor | None:
     """Claude runs `instructions` steps when ANTHROPIC_API_KEY is set; without it they are
     Blocked: CapabilityMissing (llm), saying how to enable them."""
     if settings.anthropic_api_key is None:
         return None
     from georgebot.agents.llm import LlmRunner  # the SDK is loaded only when it is used
 
-    return LlmRunner(api_key=settings.anthropic_api_key.get_secret_value(),
+    return LlmRunner(api_key=settings.anthropic_api_key.get_secret_value(), shell=shell,
                      base_url=settings.anthropic_base_url, default_model=settings.default_model)
+
+
+def harden_process() -> None:
+    """No other process of George's user may read George's memory or `/proc/<pid>/environ`
+    (where its tokens are): a second line of defence behind the steps' sandbox."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            log.warning("could not make George undumpable (errno %d)", ctypes.get_errno())
+    except (OSError, AttributeError):
+        log.warning("could not make George undumpable: prctl is not available")
 
 
 def manifest_source(settings: Settings) -> ManifestSource:
@@ -73,21 +96,50 @@ class George:
         self.source = manifest_source(self.settings)
         self.db = open_database(self.settings.database_url)
         self.store = Store(self.db)
-        self.runner = StepRunner(llm=llm_runner(self.settings))
+        self.sandbox = Sandbox.detect(self.settings.sandbox)
+        self.secrets = Secrets(self.settings.secrets_dir, environment_secrets())
+        shell = ShellRunner(sandbox=self.sandbox, secrets=self.secrets)
+        self.runner = StepRunner(shell=shell, llm=llm_runner(self.settings, shell))
         self.engine = Engine(
             engine_settings(self.settings),
             store=self.store,
             source=self.source,
             runner=self.runner,
             clock=self.clock,
+            keeper=self.sandbox.keeper,
+            mask=self.secrets.mask,
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._loop_task: asyncio.Task[None] | None = None
+        self.replica: Replica | None = None
+        self._masking = MaskingFilter(self.secrets)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(self._masking)
 
     async def open(self) -> None:
-        """Enough for headless passes: the step runner and the engine."""
+        """Enough for headless passes: the step runner and the engine. Says once whether
+        steps are sandboxed, and which secrets George refuses."""
+        if self.sandbox.confined:
+            log.info("%s", self.sandbox.info.describe())
+        else:
+            log.warning("%s; see README, Sandbox", self.sandbox.info.describe())
+        for why in self.secrets.refused():
+            log.warning("%s", why)
         await self.runner.start()
         await self.engine.start()
+        now = self.clock.now()
+        info = self.sandbox.info
+        self.replica = Replica(id=self.engine.owner, host=this_host().split("/")[0], pid=os.getpid(),
+                               version=__version__, sandbox=f"{info.kind}: {info.detail}",
+                               started_at=now, heartbeat_at=now)
+        try:
+            await self.engine.io(self.store.register_replica, self.replica)
+        except StoreBusy as e:
+            log.warning("could not record this George in the database yet (%s)", e)
+
+    async def heartbeat(self) -> None:
+        with contextlib.suppress(StoreBusy):
+            await self.engine.io(self.store.heartbeat, self.engine.owner, self.clock.now())
 
     async def start(self) -> None:
         """The long-running form: passes on every wake, the safety net and the Git poll."""
@@ -108,6 +160,10 @@ class George:
             coalesce=True,
             max_instances=1,
         )
+        self.scheduler.add_job(
+            self.heartbeat, "interval", seconds=self.settings.lease_seconds, id="heartbeat",
+            coalesce=True, max_instances=1,
+        )
         self.scheduler.start()
         self._loop_task = asyncio.create_task(self.engine.run_forever(), name="george-reconcile")
         self.engine.wake(sync=True)
@@ -119,10 +175,16 @@ class George:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
+        if self.replica is not None:
+            with contextlib.suppress(StoreBusy):
+                await self.engine.io(self.store.remove_replica, self.replica.id)
         await self.engine.close()
         await self.runner.close()
+        self.sandbox.close()
         self.source.close()
         self.db.close()
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(self._masking)
 
     async def reconcile(self, *, wait: bool, limit: float | None) -> bool:
         """Headless passes. Without `wait`, until nothing is runnable now; with it, until every
@@ -188,6 +250,7 @@ async def run_bot(settings: Settings, *, announce: Callable[[str], None] = print
     (`/healthz`, and Slack events in HTTP mode) and the Slack connection, until SIGINT or
     SIGTERM; then everything stops in order and running steps are released for the next start."""
     stop = stop or asyncio.Event()
+    harden_process()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)

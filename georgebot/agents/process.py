@@ -2,8 +2,9 @@
 
 `agents/shell.py` calls `run_process` once per `run` attempt. Whatever ends the call (exit,
 deadline, cancellation) no process of the group outlives it: the group gets SIGTERM, then
-SIGKILL after a grace period. Output is folded into fixed-size tails as it arrives, so a tool
-that prints gigabytes costs CPU, never memory.
+SIGKILL after a grace period; while it runs, the keeper watches it, so it does not outlive
+George either. Output is folded into fixed-size tails as it arrives, so a tool that prints
+gigabytes costs CPU, never memory.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from georgebot.agents.keeper import Keeper
 
 STDERR = 2
 
@@ -100,8 +103,11 @@ async def run_process(
     grace: float = 2.0,
     tail_bytes: int = 4096,
     tail_lines: int = 40,
+    keeper: Keeper | None = None,
+    started: Callable[[int], Awaitable[None]] | None = None,
 ) -> Finished:
-    """Raises OSError if the program cannot be started; re-raises cancellation after cleanup."""
+    """Raises OSError if the program cannot be started; re-raises cancellation after cleanup.
+    `started` is told the process group once it runs (to record it)."""
     loop = asyncio.get_running_loop()
     spawning = loop.create_task(
         loop.subprocess_exec(
@@ -128,6 +134,10 @@ async def run_process(
     group = transport.get_pid()
     timed_out = False
     try:
+        if keeper is not None:
+            keeper.watch(group)
+        if started is not None:
+            await started(group)
         try:
             async with asyncio.timeout(time_limit):
                 await asyncio.shield(collector.exited)
@@ -138,6 +148,8 @@ async def run_process(
             await _end_group(group, collector, grace)
         finally:
             transport.close()
+            if keeper is not None:
+                keeper.forget(group)
     return Finished(
         returncode=transport.get_returncode(),
         timed_out=timed_out,

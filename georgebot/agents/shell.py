@@ -1,9 +1,11 @@
 """The `run` step: an argv the agent is granted, run without a shell in the synced checkout.
 
-`StepRunner` (dispatch.py) calls `ShellRunner.run` once per attempt. This module decides
-what may run (the agent's `shell` commands, matched exactly), where it is found (a path
-inside the checkout, or a bare name on the minimal PATH), the environment it gets (nothing
-of George's own), and what the exit says; `process.py` does the running and the killing.
+`StepRunner` (dispatch.py) calls `ShellRunner.run` once per attempt, and an LLM agent's
+commands come through it too. This module decides what may run (the agent's `shell`
+commands, matched exactly), where it is found (a path inside the checkout, or a bare name
+on the minimal PATH), the environment it gets (nothing of George's own, plus the secrets
+its agent is granted), and what the exit says; `sandbox.py` confines it, `process.py` does
+the running and the killing, and every secret's value is masked in what it printed.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from georgebot import errors
 from georgebot.agents import grants
+from georgebot.agents.keeper import record
 from georgebot.agents.process import run_process
+from georgebot.agents.sandbox import Sandbox
 from georgebot.config import format_duration
 from georgebot.engine.ports import Done, StepRecorder, StepTask, seconds
+from georgebot.model.specs import AgentSpec
 from georgebot.model.status import Reason
+from georgebot.secrets import Secrets
 
 MINIMAL_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -32,11 +39,21 @@ COMMAND_FAILED_TO_START = "CommandFailedToStart"
 
 
 class ShellRunner:
-    """Runs `run` steps; holds no resources, so `start` and `close` do nothing."""
+    """Runs `run` steps. Without a `sandbox` it finds its own (bubblewrap if it starts here)
+    and closes it with itself; a given one belongs to whoever gave it."""
 
     def __init__(
-        self, *, kill_grace: float = 2.0, tail_bytes: int = 4096, tail_lines: int = 40
+        self,
+        *,
+        sandbox: Sandbox | None = None,
+        secrets: Secrets | None = None,
+        kill_grace: float = 2.0,
+        tail_bytes: int = 4096,
+        tail_lines: int = 40,
     ) -> None:
+        self._owns_sandbox = sandbox is None
+        self.sandbox = sandbox if sandbox is not None else Sandbox.detect()
+        self.secrets = secrets if secrets is not None else Secrets()
         self._grace = kill_grace
         self._tail_bytes = tail_bytes
         self._tail_lines = tail_lines
@@ -45,7 +62,8 @@ class ShellRunner:
         pass
 
     async def close(self) -> None:
-        pass
+        if self._owns_sandbox:
+            self.sandbox.close()
 
     async def run(self, task: StepTask, recorder: StepRecorder) -> Done:
         argv = task.step.run
@@ -55,26 +73,50 @@ class ShellRunner:
         command = argv[0]
         if command not in agent.spec.commands:
             raise grants.missing(agent, "shell", command, "run")
-        program = resolve_command(command, task.checkout)
+        granted = self._granted(agent)
+        resolve_command(command, task.checkout)  # what is wrong with it, before any copying
         output_dir = task.output_dir.resolve()
         output_dir.mkdir(parents=True, exist_ok=True)
         timeout = task.step.effective_timeout
+        keeper = self.sandbox.keeper
+
+        async def started(group: int) -> None:
+            await recorder.process(record(group))
+
         try:
-            finished = await run_process(
-                [str(program), *argv[1:]],
-                cwd=task.checkout.resolve(),
-                env=step_environment(task, output_dir),
-                time_limit=seconds(timeout),
-                grace=self._grace,
-                tail_bytes=self._tail_bytes,
-                tail_lines=self._tail_lines,
-            )
+            async with self.sandbox.workspace(task.checkout.resolve()) as workdir:
+                program = resolve_command(command, workdir)
+                finished = await run_process(
+                    self.sandbox.command([str(program), *argv[1:]], workdir=workdir, writable=[output_dir]),
+                    cwd=workdir,
+                    env={**step_environment(task, output_dir), **granted},
+                    time_limit=seconds(timeout),
+                    grace=self._grace,
+                    tail_bytes=self._tail_bytes,
+                    tail_lines=self._tail_lines,
+                    keeper=keeper,
+                    started=started,
+                )
         except OSError as e:
             raise errors.PermanentError(
                 f"could not start {command}: {e.strerror or e}", reason=COMMAND_FAILED_TO_START
             ) from e
-        if finished.output:
-            await recorder.note("output", finished.output)
+        failed = self.sandbox.start_failure(finished.returncode, finished.last_stderr_line)
+        if failed is not None:
+            raise errors.PermanentError(
+                f"could not start {command}: {failed}", reason=COMMAND_FAILED_TO_START
+            )
+        finished = replace(finished, returncode=self.sandbox.returncode(finished.returncode))
+        mask = self.secrets.mask
+        output = mask(finished.output)
+        if output:
+            await recorder.note("output", output)
+        if finished.returncode == -signal.SIGKILL and keeper.lapsed():
+            raise errors.TemporaryError(
+                f"George's lease on this step ran out unrenewed during attempt {task.attempt} "
+                f"(George was paused or stuck); {command}'s processes were stopped",
+                reason=Reason.RECOVERED,
+            )
         if finished.timed_out:
             limit = format_duration(timeout) if timeout is not None else "its timeout"
             raise errors.PermanentError(
@@ -82,11 +124,22 @@ class ShellRunner:
                 reason=Reason.TIMED_OUT,
             )
         if finished.returncode == 0:
-            return Done(message=f"{command} exited with 0", output=finished.output)
-        last = f": {finished.last_stderr_line}" if finished.last_stderr_line else ""
+            return Done(message=f"{command} exited with 0", output=output)
+        last = f": {mask(finished.last_stderr_line)}" if finished.last_stderr_line else ""
         raise errors.PermanentError(
             f"{command} {_ending(finished.returncode)}{last}", reason=Reason.EXIT_CODE
         )
+
+
+    def _granted(self, agent: AgentSpec) -> dict[str, str]:
+        """The values of the agent's secrets; one George lacks blocks the step until it exists."""
+        values: dict[str, str] = {}
+        for name in agent.spec.secrets:
+            found = self.secrets.lookup(name)
+            if found.value is None:
+                raise errors.CapabilityMissing(f"secret {name}", found.why)
+            values[name] = found.value
+        return values
 
 
 def resolve_command(command: str, checkout: Path) -> Path:

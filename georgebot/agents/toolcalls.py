@@ -15,6 +15,7 @@ from georgebot.agents import prompting, tools
 from georgebot.agents.dispatch import Executor
 from georgebot.agents.prompting import PendingCall
 from georgebot.engine.ports import ApprovalRequest, Done, StepRecorder, StepTask, Wait
+from georgebot.model.attempts import ProcessRecord
 from georgebot.model.specs import AgentSpec
 from georgebot.model.views import Usage
 
@@ -41,6 +42,9 @@ class _Capture:
 
     async def usage(self, model: str, usage: Usage) -> None:
         await self.recorder.usage(model, usage)
+
+    async def process(self, record: ProcessRecord) -> None:
+        await self.recorder.process(record)
 
     async def post(self, channel: str, text: str) -> None:
         await self.recorder.post(channel, text)

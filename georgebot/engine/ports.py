@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from georgebot.model.approvals import WaitKind
+from georgebot.model.attempts import ProcessRecord
 from georgebot.model.rendered import RenderedJob
 from georgebot.model.specs import AgentSpec, Step
 from georgebot.model.views import Usage
@@ -79,6 +80,11 @@ StepResult = Done | Wait
 class StepRecorder(Protocol):
     """Lets a running agent append to its step's context as it goes (persisted at once)."""
 
+    async def process(self, record: ProcessRecord) -> None:
+        """The attempt started a process group: recorded, so a George that recovers the step
+        can stop what is left of it."""
+        ...
+
     async def note(self, role: str, text: str, data: dict[str, Any] | None = None) -> None: ...
 
     async def usage(self, model: str, usage: Usage) -> None: ...
@@ -93,6 +99,15 @@ class AgentRunner(Protocol):
     """Executes one attempt of a step. Raises `errors.StepError` subclasses to fail it."""
 
     async def run(self, task: StepTask, recorder: StepRecorder) -> StepResult: ...
+
+
+class Keeper(Protocol):
+    """Stops the attempts' processes when George cannot: the engine says how long its leases
+    hold, and asks it to stop what an earlier attempt left (`stop` says what it did)."""
+
+    def hold(self, seconds: float) -> None: ...
+
+    def stop(self, previous: ProcessRecord) -> str: ...
 
 
 class ChatPort(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from georgebot.engine.ports import (
     ChatPort,
     Clock,
     ContextEntry,
+    Keeper,
     StepTask,
     SystemClock,
 )
@@ -38,10 +40,11 @@ from georgebot.engine.supervision import Supervisor
 from georgebot.engine.syncing import GitSync, ManifestPort
 from georgebot.manifests.snapshot import Snapshot
 from georgebot.model.approvals import Request, is_approver
+from georgebot.model.attempts import ProcessRecord
 from georgebot.model.specs import AgentSpec, StepForm
 from georgebot.model.status import JobStatus, Reason, StepStatus
 from georgebot.model.views import Usage
-from georgebot.store import Effects, Remark, RunState, StepState, Store
+from georgebot.store import Effects, Note, Remark, RunState, StepState, Store
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +67,14 @@ class _Recorder:
 
     engine: Engine
     job_id: int
+    step_id: int
     step: str
     channel: str
     outputs: list[str] = field(default_factory=list)
     """A command's or a request's output: written with the attempt's outcome, in its transaction."""
 
     async def note(self, role: str, text: str, data: dict[str, Any] | None = None) -> None:
+        text = self.engine.mask(text)
         if role == "output" and data is None:
             self.outputs.append(text)
             return
@@ -82,7 +87,13 @@ class _Recorder:
         await patiently(lambda: self.engine.io(store.add_usage, self.job_id, self.step, model, usage, at),
                         what=f"the usage of {self.step}")
 
+    async def process(self, record: ProcessRecord) -> None:
+        engine = self.engine
+        await patiently(lambda: engine.io(engine.store.record_process, self.step_id, engine.owner, record),
+                        what=f"where {self.step} runs")
+
     async def post(self, channel: str, text: str) -> None:
+        text = self.engine.mask(text)
         store, at = self.engine.store, self.engine.clock.now()
         await patiently(
             lambda: self.engine.io(store.enqueue, self.job_id, channel=channel, text=text, kind="agent",
@@ -106,13 +117,16 @@ class Engine:
     clock: Clock = field(default_factory=SystemClock)
     owner: str = field(default_factory=lambda: f"george-{uuid.uuid4().hex[:12]}")
     chat: ChatPort = field(default_factory=_Quiet)
+    keeper: Keeper | None = None  # stops the agents' tools when George cannot (none: tests)
+    mask: Callable[[str], str] = field(default=lambda text: text)  # hides secrets' values
 
     def __post_init__(self) -> None:
         self.io = StoreThread(self.store)
         self.desk = ChatDesk(self.store, self.io, self.clock.now)
         self.git = GitSync(self.store, self.io, self.source, cancel_job=self._cancel_job, notify=self._notify)
         self.supervisor = Supervisor(
-            renew=self._renew, renew_every=self.settings.lease.total_seconds() / 3, on_reaped=self.wake
+            renew=self._renew, lease=self.settings.lease.total_seconds(), keeper=self.keeper,
+            on_reaped=self.wake,
         )
         self._wake = asyncio.Event()
         self._sync_requested = True
@@ -306,9 +320,13 @@ class Engine:
                 claim = lifecycle.claim(
                     run, step, owner=self.owner, now=now, lease=self.settings.lease, recovered=recovered
                 )
+                since = time.monotonic()
                 if not await self._commit(run, claim, now):
                     continue
+                self.supervisor.held(since)
                 step = replace(step)  # as claimed: what its outcome will compare-and-set against
+                if recovered and step.process is not None:
+                    await self._stop_leftover(run, step, now)
                 if spec.agent and agent is None:
                     outcome = Outcome(
                         StepStatus.BLOCKED,
@@ -325,6 +343,19 @@ class Engine:
                     agent=spec.agent,
                     job_id=run.id,
                 )
+
+    async def _stop_leftover(self, run: RunState, step: StepState, now: datetime) -> None:
+        """Before a recovered step runs again, what is left of its earlier attempt is stopped
+        (on this host), so two attempts never run at once; the audit says what was found."""
+        assert step.process is not None
+        found = self.supervisor.keeper.stop(step.process)
+        previous = step.attempts - 1
+        note = Note(
+            step.name, "engine", Reason.RECOVERED,
+            f"the George running attempt {previous} stopped renewing its lease (it was killed or "
+            f"paused); {found}; attempt {step.attempts} starts",
+        )
+        await self._commit(run, Effects(notes=(note,)), now)
 
     async def _task(self, run: RunState, step: StepState, agent: AgentSpec | None) -> StepTask:
         sha = self.snapshot.revision.sha if self.snapshot else run.revision
@@ -351,7 +382,9 @@ class Engine:
         outputs: tuple[str, ...] = ()
         try:
             task = await self._prepare(task)
-        except (errors.GeorgeError, OSError) as e:  # a workspace problem: try again later
+        except Exception as e:  # a workspace problem (Git, the disk): try again later
+            if not isinstance(e, errors.GeorgeError | OSError):
+                log.exception("could not prepare the workspace of %s/%s", run.name, step.name)
             outcome = Outcome(
                 StepStatus.FAILED,
                 "WorkspaceUnavailable",
@@ -359,7 +392,7 @@ class Engine:
                 temporary=True,
             )
         else:
-            recorder = _Recorder(self, run.id, step.name, run.channel)
+            recorder = _Recorder(self, run.id, step.id, step.name, run.channel)
             outcome = await run_step_once(self.runner, task, recorder)
             outputs = tuple(recorder.outputs)
         await self._finish(run, step, outcome, outputs=outputs)
@@ -385,6 +418,7 @@ class Engine:
         spec = run.spec.step(step.name)
         request_id = uuid.uuid4().hex
         digest = self.git.agent_digest(spec.agent)
+        outcome = replace(outcome, message=self.mask(outcome.message))
 
         async def write() -> bool:
             now = self.clock.now()
@@ -536,7 +570,7 @@ class Engine:
         if not run.active:
             self._runs.pop(run.id, None)
 
-    def _renew(self, step_ids: list[int]) -> Awaitable[None]:
+    def _renew(self, step_ids: list[int]) -> Awaitable[set[int]]:
         return self.io(self.store.renew_leases, self.owner, step_ids, self.clock.now() + self.settings.lease)
 
     def _notify(self, run_id: int, *, stale: bool = True) -> None:

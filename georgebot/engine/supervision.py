@@ -1,5 +1,10 @@
 """Owns every agent task: starts, names, caps, cancels and reaps them, and keeps their
 step leases alive while they live (STYLE rule 5). Only this module creates agent tasks.
+
+A lease is also a promise to stop: an agent whose lease another George took is cancelled,
+and once renewals have failed so long that the leases may have run out, every agent is
+(its tools with it) before another George may claim their steps. The `Keeper` is told how
+long the leases hold, so it stops the tools itself when George is paused or stuck.
 """
 
 from __future__ import annotations
@@ -8,11 +13,22 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from georgebot.engine.ports import Keeper
+
 log = logging.getLogger(__name__)
+
+
+class _NoKeeper:
+    def hold(self, seconds: float) -> None:
+        pass
+
+    def stop(self, previous: Any) -> str:
+        return "no keeper could look for its processes"
 
 
 @dataclass
@@ -26,14 +42,20 @@ class Supervisor:
     def __init__(
         self,
         *,
-        renew: Callable[[list[int]], Awaitable[None]],
-        renew_every: float,
+        renew: Callable[[list[int]], Awaitable[set[int]]],  # → the steps others run now
+        lease: float,
+        keeper: Keeper | None = None,
         on_reaped: Callable[[], None] = lambda: None,
     ) -> None:
         self._live: dict[int, _Live] = {}
         self._on_reaped = on_reaped  # a freed slot may let a waiting step start
         self._renew = renew
-        self._renew_every = renew_every
+        self._lease = lease
+        self._renew_every = lease / 3
+        # Tools stop this long before a lease runs out, so no one else has claimed it yet.
+        self._margin = lease / 5
+        self.keeper: Keeper = keeper if keeper is not None else _NoKeeper()
+        self._held_until = 0.0  # monotonic: when the leases last renewed may run out
         self._renewer: asyncio.Task[None] | None = None
         self.idle = asyncio.Event()
         self.idle.set()
@@ -99,11 +121,33 @@ class Supervisor:
     async def cancel_all(self) -> None:
         await self.cancel(list(self._live))
 
+    def held(self, since: float) -> None:
+        """Leases were written at monotonic time `since` (a claim or a renewal)."""
+        until = since + self._lease - self._margin
+        if until > self._held_until:
+            self._held_until = until
+        self.keeper.hold(self._held_until - time.monotonic())
+
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(self._renew_every)
             if self._live:
-                try:
-                    await self._renew(list(self._live))
-                except Exception:  # a busy database must not kill the renewer
-                    log.warning("could not renew step leases", exc_info=True)
+                await self.renew()
+
+    async def renew(self) -> None:
+        asked, since = list(self._live), time.monotonic()
+        try:
+            taken = await self._renew(asked)
+        except Exception:  # a busy database must not kill the renewer
+            log.warning("could not renew step leases", exc_info=True)
+            if time.monotonic() >= self._held_until:
+                log.error("George's step leases ran out unrenewed; stopping its %d agent(s), whose "
+                          "steps another George may now run", len(self._live))
+                await self.cancel_all()
+            return
+        self.held(since)
+        lost = [i for i in taken if i in self._live]
+        if lost:
+            log.warning("another George took over %d step(s) whose lease ran out; their agents "
+                        "here are stopped", len(lost))
+            await self.cancel(lost)

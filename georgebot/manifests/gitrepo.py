@@ -1,5 +1,6 @@
 """Git access for the manifests: open a local repository or keep a bare clone of a remote one,
-resolve a branch, list and read the files of a commit, write a commit's tree to a folder.
+resolve a branch, list and read the files of a commit and its symlinks, write a commit's tree
+to a folder (without the symlinks that lead out of the repository).
 
 The only module that imports `git` (gitpython); `source.py` calls it. Git's failures are
 translated here: an unusable repository or branch is a `ConfigError` saying what to set; a
@@ -9,6 +10,7 @@ failed fetch of a remote cloned before is a `TemporaryError` (the caller keeps w
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import tarfile
@@ -21,6 +23,7 @@ import git
 from git.exc import BadName, BadObject
 
 from georgebot.errors import ConfigError, TemporaryError
+from georgebot.manifests import links
 from georgebot.manifests.snapshot import Revision
 
 FETCH_TIMEOUT_SECONDS = 120
@@ -28,6 +31,8 @@ _ENV = {"GIT_TERMINAL_PROMPT": "0"}  # a remote asking for a password fails inst
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _MAX_SUBTREES = 10_000  # listings of trees kept between syncs, so unchanged folders are not read
+_MAX_LINK_TARGETS = 10_000  # symlink targets kept between revisions, by blob id
+_SYMLINK_MODE = b"120000 "
 
 
 def is_url(location: str) -> bool:
@@ -70,6 +75,8 @@ class GitRepository:
         self._fresh = fresh  # just cloned: the first fetch has nothing to bring
         self._repo.git.update_environment(**_ENV)
         self._subtrees: dict[str, list[tuple[str, str]]] = {}
+        self._links: tuple[str, dict[str, str]] | None = None  # (tree id, its symlinks)
+        self._targets: dict[str, str] = {}  # symlink blob id -> target
 
     @classmethod
     def open(cls, location: str, *, home: Path) -> GitRepository:
@@ -186,16 +193,68 @@ class GitRepository:
         data: bytes = self._repo.odb.stream(bytes.fromhex(blob)).read()
         return data
 
+    def symlinks(self, sha: str) -> dict[str, str]:
+        """Every symlink in the tree of commit `sha`, anywhere in the repository: path → target.
+        One `git ls-tree` lists them and only their blobs are read; a commit whose tree is the
+        last one's costs nothing more."""
+        try:
+            tree = self._repo.commit(sha).tree.hexsha
+            if self._links is not None and self._links[0] == tree:
+                return dict(self._links[1])
+            listed: bytes = self._repo.git.ls_tree("-r", "-z", "--full-tree", tree, stdout_as_string=False)
+        except (BadName, BadObject, ValueError) as e:
+            raise ConfigError(f"there is no commit {sha} in {self.location}") from e
+        except git.GitCommandError as e:
+            raise ConfigError(f"cannot list the files of {sha} in {self.location}: {_stderr(e)}") from e
+        if len(self._targets) > _MAX_LINK_TARGETS:
+            self._targets.clear()
+        found: dict[str, str] = {}
+        for entry in listed.split(b"\0"):
+            if entry.startswith(_SYMLINK_MODE):
+                info, _, name = entry.partition(b"\t")
+                blob = info.split(b" ")[2].decode()
+                target = self._targets.get(blob)
+                if target is None:
+                    target = self._targets[blob] = os.fsdecode(self.read(blob))
+                found[os.fsdecode(name)] = target
+        self._links = (tree, found)
+        return dict(found)
+
     def archive(self, sha: str, dest: Path) -> None:
-        """Writes the tree of commit `sha` into the empty folder `dest`, executable bits kept."""
+        """Writes the tree of commit `sha` into the empty folder `dest`, executable bits kept.
+        Symlinks that lead out of the repository are left out (`links`); the others are made
+        once the files are there, so that a chain of links is judged whole, never half-made."""
         with tempfile.TemporaryFile(dir=dest.parent) as tar:
             try:
                 self._repo.archive(tar, treeish=sha, format="tar")
             except git.GitCommandError as e:
                 raise ConfigError(f"cannot check out {sha} of {self.location}: {_stderr(e)}") from e
+            kept = links.inside(self.symlinks(sha))
             tar.seek(0)
             with tarfile.open(fileobj=tar) as archive:
-                archive.extractall(dest, filter="data")
+                members = archive.getmembers()
+                files = [m for m in members if not m.issym()]
+                archive.extractall(dest, members=files, filter="data")
+        archived = {m.name for m in members if m.issym()}  # `export-ignore` may leave some out
+        links.make(dest, {link: kept[link] for link in archived if link in kept})
+
+
+def worktree_files(root: Path) -> list[str] | None:
+    """The files of the work tree at `root` that Git tracks or would add (ignored files left
+    out), relative to `root`; None when `root` is not a Git work tree."""
+    try:
+        repo = git.Repo(root)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    try:
+        listed: bytes = repo.git.ls_files(
+            "-z", "--cached", "--others", "--exclude-standard", stdout_as_string=False
+        )
+    except git.GitCommandError:
+        return None
+    finally:
+        repo.close()
+    return sorted({os.fsdecode(name) for name in listed.split(b"\0") if name})
 
 
 def commit_new_repository(directory: Path, message: str) -> str:

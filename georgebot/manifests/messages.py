@@ -1,7 +1,7 @@
 """The words operators read when a manifest is wrong, in one place so they stay consistent.
 
-`parsing`, `render` and `validation` build every `ManifestIssue` message with these helpers.
-A message says what is wrong and, where it can, what to write instead.
+`parsing`, `render`, `validation` and `links` build every `ManifestIssue` message with these
+helpers. A message says what is wrong and, where it can, what to write instead.
 """
 
 from __future__ import annotations
@@ -224,3 +224,22 @@ def bad_param(name: str, problem: str) -> str:
 
 def render_failed(template: str, step: str, field: str, problem: str) -> str:
     return f"template `{template}`, step `{step}`, `{field}` cannot be rendered: {problem}"
+
+
+# --- the repository ----------------------------------------------------------------------
+
+_LEFT_OUT = (
+    "it is left out of the checkout, so a step that runs or reads it fails; make it a relative "
+    "link to a file inside the repository, or remove it"
+)
+
+
+def symlink_outside(link: str, target: str) -> str:
+    return f"{link} is a symlink to {target}, outside the repository: {_LEFT_OUT}"
+
+
+def symlink_outside_via(link: str, target: str, via: str, via_target: str) -> str:
+    return (
+        f"{link} is a symlink to {target}, which leads outside the repository through {via} "
+        f"(a symlink to {via_target}): {_LEFT_OUT}"
+    )

@@ -7,8 +7,8 @@ running job); a job in `invalid_jobs` keeps its last valid generation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +33,10 @@ class ManifestIssue(BaseModel):
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         return f"{where}: {self.kind}/{self.name}: {self.message}"
 
+    def sort_key(self) -> tuple[str, int, int]:
+        """Errors are listed by file, then line, then column."""
+        return self.file, self.line or 0, self.column or 0
+
 
 @dataclass(frozen=True)
 class Revision:
@@ -56,3 +60,13 @@ class Snapshot:
     @property
     def valid(self) -> bool:
         return not self.errors
+
+
+def with_errors(snapshot: Snapshot, errors: Iterable[ManifestIssue]) -> Snapshot:
+    """`snapshot` with errors found outside the manifests (symlinks of the revision) merged in
+    order; they name no job, so they change neither `invalid_jobs` nor `broken_files`."""
+    extra = tuple(errors)
+    if not extra:
+        return snapshot
+    merged = tuple(sorted((*snapshot.errors, *extra), key=ManifestIssue.sort_key))
+    return replace(snapshot, errors=merged)

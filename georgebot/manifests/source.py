@@ -19,9 +19,10 @@ from types import TracebackType
 
 from georgebot.config import Settings
 from georgebot.errors import ConfigError
-from georgebot.manifests.gitrepo import GitRepository, is_sha, is_url, work_tree
+from georgebot.manifests import links
+from georgebot.manifests.gitrepo import GitRepository, is_sha, is_url, work_tree, worktree_files
 from georgebot.manifests.parsing import SUFFIXES, ParsedFile, parse_file
-from georgebot.manifests.snapshot import Revision, Snapshot
+from georgebot.manifests.snapshot import Revision, Snapshot, with_errors
 from georgebot.manifests.validation import Validator
 
 WORKTREE = "worktree"  # the revision id of a snapshot read from the files on disk
@@ -50,6 +51,7 @@ class ManifestSource:
         self._git: GitRepository | None = None
         self._files: dict[str, tuple[str, ParsedFile]] = {}  # file -> (blob id, parsed)
         self._tree: str | None = None
+        self._manifests: Snapshot | None = None  # the last snapshot without the symlinks' errors
         self._lock = threading.Lock()
 
     @classmethod
@@ -103,8 +105,9 @@ class ManifestSource:
                     f"{self.branch!r} of {self.repo}; set GEORGE_PATH (or --path) to the folder "
                     "holding the manifests, relative to the repository root"
                 )
-            if last is not None and listing.tree == self._tree:
-                snapshot = dataclasses.replace(last, revision=revision)
+            base = self._manifests
+            if base is not None and listing.tree == self._tree:
+                base = dataclasses.replace(base, revision=revision)
             else:
                 files: dict[str, tuple[str, ParsedFile]] = {}
                 for file, blob in listing.blobs.items():
@@ -114,14 +117,19 @@ class ManifestSource:
                         self.parsed_files += 1
                     files[file] = known
                 self._files = files
-                snapshot = self._validator.snapshot(revision, [p for _, p in files.values()])
+                base = self._validator.snapshot(revision, [p for _, p in files.values()])
             self._tree = listing.tree
+            self._manifests = base
+            # Links anywhere in the repository, not only under the manifests path: a `run`
+            # command may be any file of the revision.
+            snapshot = with_errors(base, links.issues(repo.symlinks(revision.sha)))
             self.last = snapshot
             return snapshot
 
     def checkout(self, sha: str) -> Path:
         """The repository's tree at commit `sha`, under `home/checkouts/<sha>/`: the working
-        directory of `run` steps. Made once; later calls return the same folder."""
+        directory of `run` steps. Made once; later calls return the same folder. Symlinks that
+        lead out of the repository are left out of it (`sync` reports them)."""
         if not is_sha(sha):
             raise ValueError(f"{sha!r} is not a full commit id")
         target = self.home / "checkouts" / sha
@@ -182,7 +190,20 @@ def load_worktree(root: Path, path: str, default_channel: str) -> Snapshot:
             if name.endswith(SUFFIXES) and file.is_file() and not file.is_symlink():
                 files.append(parse_file(file.relative_to(root).as_posix(), file.read_bytes()))
     revision = Revision(sha=WORKTREE, message=f"files on disk in {root}")
-    return Validator(default_channel).snapshot(revision, files)
+    snapshot = Validator(default_channel).snapshot(revision, files)
+    return with_errors(snapshot, links.issues(links.on_disk(root, _repository_files(root))))
+
+
+def _repository_files(root: Path) -> list[str]:
+    """What a commit of the work tree would hold (Git's ignore rules apply, so a `.venv` of
+    links to the system Python is not reported); every file of a plain folder."""
+    listed = worktree_files(root)
+    if listed is not None:
+        return listed
+    found: list[str] = []
+    for folder, dirs, names in os.walk(root):  # symlinked folders are listed, not entered
+        found.extend(Path(folder, name).relative_to(root).as_posix() for name in [*dirs, *names])
+    return found
 
 
 def _clean(path: str) -> str:

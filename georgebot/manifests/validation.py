@@ -69,8 +69,8 @@ class Validator:
             job_files=job_files,
             invalid_jobs=invalid,
             broken_files=frozenset(broken),
-            errors=tuple(sorted(run.errors, key=_order)),
-            warnings=tuple(sorted(run.warnings, key=_order)),
+            errors=tuple(sorted(run.errors, key=ManifestIssue.sort_key)),
+            warnings=tuple(sorted(run.warnings, key=ManifestIssue.sort_key)),
         )
 
     def _templates_of(
@@ -213,10 +213,6 @@ def _unique(named: Mapping[str, list[Document]], kind: type[AgentSpec]) -> dict[
         for name, docs in named.items()
         if len(docs) == 1 and isinstance(docs[0].manifest, kind)
     }
-
-
-def _order(issue: ManifestIssue) -> tuple[str, int, int]:
-    return issue.file, issue.line or 0, issue.column or 0
 
 
 def _template_problems(template: TaskTemplate) -> _Found:

@@ -13,9 +13,11 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from georgebot.config import Duration
+from georgebot.secrets import NAME as SECRET_NAME
+from georgebot.secrets import reserved as reserved_secret
 
 API_VERSION = "george/v1"
 
@@ -93,6 +95,21 @@ class AgentBody(_Spec):
     require_approval: RequireApproval | None = Field(None, alias="requireApproval")
     budget: Budget = Budget()
     max_concurrent_steps: int = Field(4, ge=1, alias="maxConcurrentSteps")
+    secrets: list[str] = []  # names; each step of this agent gets their values in its environment
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not SECRET_NAME.match(name):
+                raise ValueError(f"secret {name!r} is not a name like CREATE_ACCOUNT_TOKEN "
+                                 "(capital letters, digits and _)")
+            if reserved_secret(name):
+                raise ValueError(f"secret {name!r} would replace a variable George sets for every "
+                                 "step; choose another name")
+        if len(set(names)) != len(names):
+            raise ValueError("a secret is listed twice")
+        return names
 
     @property
     def commands(self) -> set[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from georgebot.model.attempts import Replica
 from georgebot.model.status import Condition, JobStatus, StepStatus
 
 
@@ -190,10 +191,19 @@ class StatusView:
     agents: tuple[AgentView, ...]
     jobs: tuple[JobView, ...]
     usage: Usage = field(default_factory=Usage)
+    replicas: tuple[Replica, ...] = ()
+    sandbox: str = ""  # "kind: detail" of the newest running George, or of this machine
 
     def to_json(self) -> dict[str, Any]:
         rev = self.revision
+        kind, _, detail = self.sandbox.partition(": ")
         return {
+            "sandbox": {"kind": kind, "detail": detail} if self.sandbox else None,
+            "replicas": [
+                {"id": r.id, "host": r.host, "pid": r.pid, "version": r.version,
+                 "sandbox": r.sandbox, "started_at": iso(r.started_at), "heartbeat_at": iso(r.heartbeat_at)}
+                for r in self.replicas
+            ],
             "revision": None
             if rev is None
             else {"sha": rev.sha, "message": rev.message, "synced_at": iso(rev.synced_at)},

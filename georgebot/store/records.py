@@ -4,6 +4,7 @@ the outbox, Slack messages George owns, usage, and the event log's reads. `Store
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
@@ -13,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from georgebot import errors
 from georgebot.model.approvals import Closed, Request, Vote
+from georgebot.model.attempts import Replica
 from georgebot.model.views import EventView, OutboxItem, RevisionView, SlackMessage, Usage
 from georgebot.store.database import Database
 from georgebot.store.shapes import ContextItem, RunState, from_row
@@ -28,6 +30,7 @@ from georgebot.store.statements import (
 from georgebot.store.tables import (
     EventRow,
     OutboxRow,
+    ReplicaRow,
     RevisionRow,
     SlackMessageRow,
     UsageRow,
@@ -58,6 +61,31 @@ class Records:
         read-only, full), so George can say when it does again."""
         with self.db.engine.begin() as conn:  # committed, though it changes nothing
             conn.execute(sa.text("UPDATE revisions SET sha = sha WHERE id = (SELECT max(id) FROM revisions)"))
+
+    # --- replicas -------------------------------------------------------------------
+
+    def register_replica(self, replica: Replica) -> None:
+        with self.session() as s:
+            s.merge(ReplicaRow(**dataclasses.asdict(replica)))
+            s.commit()
+
+    def heartbeat(self, replica_id: str, at: datetime) -> None:
+        with self.db.engine.begin() as conn:
+            conn.execute(sa.update(ReplicaRow.__table__).where(  # type: ignore[attr-defined]
+                col(ReplicaRow.id) == replica_id).values(heartbeat_at=at))
+
+    def remove_replica(self, replica_id: str) -> None:
+        with self.db.engine.begin() as conn:
+            conn.execute(sa.delete(ReplicaRow.__table__).where(  # type: ignore[attr-defined]
+                col(ReplicaRow.id) == replica_id))
+
+    def replicas(self) -> list[Replica]:
+        """Every George that said it runs, oldest first (a killed one stays until it is
+        seen silent: its heartbeat tells)."""
+        with self.session() as s:
+            rows = s.exec(select(ReplicaRow).order_by(col(ReplicaRow.started_at))).all()
+            return [Replica(id=r.id, host=r.host, pid=r.pid, version=r.version, sandbox=r.sandbox,
+                            started_at=r.started_at, heartbeat_at=r.heartbeat_at) for r in rows]
 
     # --- revisions ------------------------------------------------------------------
 

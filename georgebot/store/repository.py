@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from georgebot.model.attempts import ProcessRecord
 from georgebot.model.rendered import RenderedJob
 from georgebot.model.status import JobStatus, StepStatus
 from georgebot.store.database import Database
@@ -346,20 +347,37 @@ class Store(Records):
 
     # --- leases ---------------------------------------------------------------------
 
-    def renew_leases(self, owner: str, step_ids: Sequence[int], until: datetime) -> None:
+    def renew_leases(self, owner: str, step_ids: Sequence[int], until: datetime) -> set[int]:
+        """Renews what `owner` still holds; returns the steps another George runs now."""
         if not step_ids:
-            return
-        with self.session() as s:
-            s.execute(
-                sa.update(StepRunRow)
+            return set()
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                sa.update(STEPS)
                 .where(
-                    col(StepRunRow.id).in_(step_ids),
-                    col(StepRunRow.lease_owner) == owner,
-                    col(StepRunRow.status) == StepStatus.RUNNING.value,
+                    STEPS.c.id.in_(step_ids),
+                    STEPS.c.lease_owner == owner,
+                    STEPS.c.status == StepStatus.RUNNING.value,
                 )
                 .values(lease_expires_at=until)
             )
-            s.commit()
+            taken = conn.execute(
+                sa.select(STEPS.c.id).where(
+                    STEPS.c.id.in_(step_ids),
+                    STEPS.c.lease_owner != owner,
+                    STEPS.c.status == StepStatus.RUNNING.value,
+                )
+            )
+            return {row.id for row in taken}
+
+    def record_process(self, step_id: int, owner: str, process: ProcessRecord) -> None:
+        """Where the step's current attempt runs, while `owner` holds its lease."""
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                sa.update(STEPS)
+                .where(STEPS.c.id == step_id, STEPS.c.lease_owner == owner)
+                .values(process=process.to_json())
+            )
 
     def release_leases(self, owner: str, at: datetime) -> int:
         """On a clean shutdown: this process's running steps are free to run again at once,

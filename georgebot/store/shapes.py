@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from georgebot.model.approvals import Closed, WaitKind, Waits
+from georgebot.model.attempts import ProcessRecord
 from georgebot.model.rendered import RenderedJob
 from georgebot.model.status import Condition, JobStatus, StepStatus
 
@@ -34,6 +35,7 @@ class StepState:
     lease_owner: str | None
     lease_expires_at: datetime | None
     waits: Waits | None
+    process: ProcessRecord | None = None  # the attempt's process group, once it has one
 
 
 @dataclass
@@ -319,6 +321,7 @@ def step_state(row: Any) -> StepState:
         lease_owner=row.lease_owner,
         lease_expires_at=row.lease_expires_at,
         waits=Waits.from_json(row.waits_for) if row.waits_for else None,
+        process=ProcessRecord.from_json(row.process) if row.process else None,
     )
 
 

@@ -93,6 +93,21 @@ class StepRunRow(SQLModel, table=True):
     lease_expires_at: datetime | None = _at()
     waits_for: dict[str, Any] | None = _json()  # `model.approvals.Waits`: the open request
     conditions: list[dict[str, Any]] | None = _json()
+    process: dict[str, Any] | None = _json()  # `model.attempts.ProcessRecord` of the attempt
+
+
+class ReplicaRow(SQLModel, table=True):
+    """A running George process, as it describes itself; removed when it stops cleanly."""
+
+    __tablename__ = "replicas"
+
+    id: str = Field(primary_key=True)
+    host: str = ""
+    pid: int = 0
+    version: str = ""
+    sandbox: str = ""
+    started_at: datetime = _at(nullable=False)
+    heartbeat_at: datetime = _at(nullable=False)
 
 
 class RequestRow(SQLModel, table=True):

@@ -100,11 +100,14 @@ def status_view(store: Store, job: str | None = None) -> StatusView:
                     model=spec.spec.model,
                 )
             )
+    replicas = tuple(store.replicas())
     return StatusView(
         revision=current[0] if current else None,
         manifest_errors=tuple(current[1]) if current else (),
         agents=tuple(agents),
         jobs=tuple(job_views(store, runs)),
+        replicas=replicas,
+        sandbox=replicas[-1].sandbox if replicas else "",
     )
 
 

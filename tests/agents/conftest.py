@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from georgebot.agents.sandbox import Sandbox
 from georgebot.engine.ports import StepTask
+from georgebot.model.attempts import ProcessRecord
 from georgebot.model.rendered import RenderedJob
 from georgebot.model.specs import AgentSpec, Step
 
@@ -25,8 +27,13 @@ class Notes:
 
     entries: list[tuple[str, str]] = field(default_factory=list)
 
+    processes: list[ProcessRecord] = field(default_factory=list)
+
     async def note(self, role: str, text: str) -> None:
         self.entries.append((role, text))
+
+    async def process(self, record: ProcessRecord) -> None:
+        self.processes.append(record)
 
 
 def agent_spec(*capabilities: dict[str, Any], name: str = "it-helper") -> AgentSpec:
@@ -100,3 +107,11 @@ def make_task(tmp_path: Path, checkout: Path) -> MakeTask:
         )
 
     return make
+
+
+@pytest.fixture
+def unconfined() -> Iterator[Sandbox]:
+    """No bubblewrap: for tests of process groups that read the tool's host pids."""
+    sandbox = Sandbox.detect("off")
+    yield sandbox
+    sandbox.close()

@@ -72,13 +72,14 @@ def make_task(tmp_path: Path, checkout: Path, recorder: MemoryRecorder) -> MakeT
 
 
 @pytest.fixture
-def counted_tool(tool: Callable[[str, str], Path], checkout: Path) -> Callable[[str], Path]:
+def counted_tool(tool: Callable[[str, str], Path], tmp_path: Path) -> Callable[[str], Path]:
     """counted_tool("tools/x") → a tool that echoes its arguments and appends them to a file
-    (returned), so a test can tell how often it ran."""
+    in its output folder (returned: the only place a tool may write), so a test can tell how
+    often it ran."""
 
     def write(command: str) -> Path:
-        runs = checkout.parent / f"{command.replace('/', '_')}.runs"
-        tool(command, f'echo "ran $*" >> "{runs}"\necho "created $*"')
-        return runs
+        name = f"{command.replace('/', '_')}.runs"
+        tool(command, f'echo "ran $*" >> "$GEORGE_OUTPUT_DIR/{name}"\necho "created $*"')
+        return tmp_path / "outputs" / JOB / name
 
     return write

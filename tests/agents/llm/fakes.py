@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from georgebot.engine.ports import ContextEntry
+from georgebot.model.attempts import ProcessRecord
 from georgebot.model.specs import AgentSpec
 from georgebot.model.views import Usage
 
@@ -50,6 +51,9 @@ class MemoryRecorder:
 
     async def usage(self, model: str, usage: Usage) -> None:
         self.usages.append((model, usage))
+
+    async def process(self, record: ProcessRecord) -> None:
+        pass
 
     async def post(self, channel: str, text: str) -> None:
         self.posts.append((channel, text))
