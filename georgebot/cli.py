@@ -24,12 +24,13 @@ import click
 from pydantic import ValidationError
 
 from georgebot import __version__
-from georgebot.config import Settings
+from georgebot.config import Settings, environment_secrets
 from georgebot.errors import ConfigError, InputError, TemporaryError
 from georgebot.manifests.schema import schema_text
 from georgebot.manifests.snapshot import Snapshot
 from georgebot.manifests.source import ManifestSource, find_root, load_worktree
 from georgebot.model.views import StatusView, iso
+from georgebot.secrets import Secrets
 from georgebot.store import Store, reading
 from georgebot.store.views import status_view
 
@@ -118,6 +119,12 @@ def validate(settings: Settings, as_json: bool, worktree: bool) -> None:
             snapshot = source.sync()
     for warning in snapshot.warnings:
         click.echo(f"warning: {warning}", err=True)
+    secrets = Secrets(settings.secrets_dir, environment_secrets())
+    for name, agent in sorted(snapshot.agents.items()):
+        for secret in agent.spec.secrets:
+            if (why := secrets.lookup(secret).why):
+                click.echo(f"warning: -: AgentSpec/{name}: {why}; until then its steps are Blocked: "
+                           f"CapabilityMissing (secret {secret})", err=True)
     if as_json:
         click.echo(json.dumps([issue.model_dump() for issue in snapshot.errors], indent=2))
     else:

@@ -69,6 +69,11 @@ def _role(agent: AgentSpec) -> str:
         lines.append(
             f"- {tools.POST_MESSAGE}: post in these Slack channels: " + ", ".join(sorted(spec.channels))
         )
+    if spec.secrets and spec.commands:
+        lines.append(
+            "  Your commands get these secrets as environment variables; you never see their "
+            "values, and output that contains one shows ******** instead: " + ", ".join(spec.secrets)
+        )
     lines.append(f"- {tools.ASK_HUMAN}: ask the people following the job a question, and wait for the answer")
     lines.append(f"- {tools.REPORT_STATUS}: end the step with its status")
     granted = {"shell": bool(spec.commands), "http": bool(spec.hosts), "slack": bool(spec.channels)}

@@ -69,12 +69,13 @@ class Sandbox:
         self.keeper = Keeper()
 
     @classmethod
-    def detect(cls, mode: Mode = "auto") -> Sandbox:
+    def detect(cls, mode: Mode = "auto", *, bwrap: str | None = None) -> Sandbox:
         """`auto`: bubblewrap if it starts here, else unconfined saying why; `bubblewrap`:
-        a ConfigError when it cannot start; `off`: unconfined (for measuring George itself)."""
+        a ConfigError when it cannot start; `off`: unconfined (for measuring George itself).
+        `bwrap` is the program to try (default: `bwrap` on PATH)."""
         if mode == "off":
             return cls(SandboxInfo(NONE, "GEORGE_SANDBOX is off"))
-        bwrap, why = _try_bubblewrap()
+        bwrap, why = _try_bubblewrap(bwrap or shutil.which("bwrap"))
         if bwrap is not None:
             return cls(SandboxInfo(BUBBLEWRAP, why), bwrap=bwrap)
         if mode == "bubblewrap":
@@ -162,9 +163,8 @@ def _bubblewrap_args(workdir: Path, writable: Sequence[Path], readable: Sequence
 
 
 @functools.cache
-def _try_bubblewrap() -> tuple[str | None, str]:
+def _try_bubblewrap(bwrap: str | None) -> tuple[str | None, str]:
     """(bwrap's path, its version) when a trial sandbox starts here; (None, why not) else."""
-    bwrap = shutil.which("bwrap")
     if bwrap is None:
         return None, "bubblewrap (bwrap) is not installed"
     try:
