@@ -25,6 +25,9 @@ class Source:
     def checkout(self, sha: str) -> Path:
         return self.root
 
+    def prune_checkouts(self, keep: set[str]) -> int:
+        return 0
+
 
 def agent(max_steps: int | None = None) -> AgentSpec:
     spec: dict[str, object] = {"capabilities": [{"shell": {"commands": ["true"]}}]}

@@ -89,6 +89,9 @@ class Source:
     def checkout(self, sha: str) -> Path:
         return Path(".")
 
+    def prune_checkouts(self, keep: set[str]) -> int:
+        return 0
+
 
 class Runner:
     """`ask` steps wait for people; `run` steps succeed at once (the work is not measured)."""

@@ -133,11 +133,13 @@ class Engine:
         self._lock = asyncio.Lock()
         self.passes = 0
         self._checkouts: dict[str, Path] = {}
+        self._in_use: dict[str, int] = {}  # revision → attempts working in its checkout now
         self._runs: dict[int, RunState] = {}  # active runs as last read
         self._stale: set[int] = set()  # runs to read again before the next pass
         self._dirty: set[int] = set()  # runs changed since their status was last computed
         self._full_at: datetime | None = None
         self._retry_at: asyncio.TimerHandle | None = None
+        self._prune: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -150,6 +152,8 @@ class Engine:
         await self.supervisor.close()
         if self._retry_at is not None:
             self._retry_at.cancel()
+        if self._prune is not None:
+            await asyncio.gather(self._prune, return_exceptions=True)
         try:
             released = await self.io(self.store.release_leases, self.owner, self.clock.now())
         except errors.StoreBusy as e:
@@ -239,6 +243,10 @@ class Engine:
             )
             if applied is not None:  # the sync read every active run already
                 self._runs = {r.id: r for r in applied}
+                assert snapshot is not None
+                keep = {snapshot.revision.sha, *(r.revision for r in applied), *self._in_use}
+                if self._prune is None or self._prune.done():
+                    self._prune = asyncio.create_task(self._prune_checkouts(keep), name="george-prune")
             runs = await self._active_runs(full, reload=applied is None)
             if full:
                 self._full_at = now
@@ -251,6 +259,18 @@ class Engine:
                 if full or run.id in self._dirty:
                     self._dirty.discard(run.id)
                     await self._refresh(run, now)
+
+    async def _prune_checkouts(self, keep: set[str]) -> None:
+        """Old revisions' checkouts go once no active run or live attempt uses them."""
+        for sha in [s for s in self._checkouts if s not in keep]:
+            del self._checkouts[sha]
+        try:
+            pruned = await asyncio.to_thread(self.source.prune_checkouts, keep)
+        except OSError as e:
+            log.warning("could not prune old checkouts: %s", e)
+        else:
+            if pruned:
+                log.info("pruned %d checkout(s) of revisions nothing uses", pruned)
 
     async def _active_runs(self, full: bool, *, reload: bool = True) -> list[RunState]:
         if full and reload:
@@ -379,6 +399,15 @@ class Engine:
         )
 
     async def _attempt(self, run: RunState, step: StepState, task: StepTask) -> None:
+        self._in_use[task.revision] = self._in_use.get(task.revision, 0) + 1
+        try:
+            await self._attempt_in(run, step, task)
+        finally:
+            left = self._in_use.pop(task.revision) - 1
+            if left:
+                self._in_use[task.revision] = left
+
+    async def _attempt_in(self, run: RunState, step: StepState, task: StepTask) -> None:
         outputs: tuple[str, ...] = ()
         try:
             task = await self._prepare(task)

@@ -34,6 +34,10 @@ class ManifestPort(Protocol):
 
     def checkout(self, sha: str) -> Path: ...
 
+    def prune_checkouts(self, keep: set[str]) -> int:
+        """Removes the checkouts of revisions not in `keep`; returns how many."""
+        ...
+
 
 class GitSync:
     def __init__(

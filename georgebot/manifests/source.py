@@ -14,6 +14,8 @@ import os
 import shutil
 import tempfile
 import threading
+import time
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +28,7 @@ from georgebot.manifests.snapshot import Revision, Snapshot, with_errors
 from georgebot.manifests.validation import Validator
 
 WORKTREE = "worktree"  # the revision id of a snapshot read from the files on disk
+CHECKOUT_GRACE = timedelta(hours=1)  # an unused checkout younger than this is kept
 
 
 class ManifestSource:
@@ -150,6 +153,27 @@ class ManifestSource:
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
             return target
+
+    def prune_checkouts(self, keep: set[str], *, older_than: timedelta = CHECKOUT_GRACE) -> int:
+        """Removes the checkouts of revisions not in `keep` made more than `older_than` ago
+        (another George sharing GEORGE_HOME may have just made one). Returns how many."""
+        folder = self.home / "checkouts"
+        if not folder.is_dir():
+            return 0
+        cutoff = time.time() - older_than.total_seconds()
+        pruned = 0
+        for entry in folder.iterdir():
+            name = entry.name.lstrip(".").split("-")[0]
+            if name in keep or entry.name in keep or not entry.is_dir():
+                continue
+            try:
+                if entry.stat().st_mtime > cutoff:
+                    continue
+            except OSError:
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            pruned += 1
+        return pruned
 
     def _open(self) -> GitRepository:
         if self._git is None:

@@ -96,6 +96,9 @@ class FakeSource:
     def checkout(self, sha: str) -> Path:
         return Path("/nonexistent-checkout") / sha
 
+    def prune_checkouts(self, keep: set[str]) -> int:
+        return 0
+
 
 Behaviour = Callable[[StepTask], StepResult] | StepResult | BaseException
 
