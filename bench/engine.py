@@ -41,7 +41,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import Source, chains, finish, table, verdict  # noqa: I001  (bench/ is on the path when a script runs)
-from georgebot.agents import StepRunner
+from georgebot.agents import ShellRunner, StepRunner
+from georgebot.agents.sandbox import Mode, Sandbox
 from georgebot.engine.ports import Done, StepRecorder, StepTask, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
 from georgebot.manifests.snapshot import Snapshot
@@ -90,9 +91,10 @@ def count_sql(engine: sa.Engine) -> Counter[str]:
     return counts
 
 
-async def george(jobs: int, concurrency: int, work: Path) -> dict[str, Any]:
+async def george(jobs: int, concurrency: int, work: Path, sandbox: Mode = "off") -> dict[str, Any]:
     db = open_database(f"sqlite:///{work / 'george.db'}")
-    runner = StepRunner()
+    confinement = Sandbox.detect(sandbox)
+    runner = StepRunner(shell=ShellRunner(sandbox=confinement))
     await runner.start()
     engine = Engine(
         EngineSettings(home=work / "home", max_concurrent_steps=concurrency),
@@ -114,6 +116,7 @@ async def george(jobs: int, concurrency: int, work: Path) -> dict[str, Any]:
     assert all(r.status is JobStatus.SUCCEEDED for r in runs), "not every job succeeded"
     await engine.close()
     await runner.close()
+    confinement.close()
     db.close()
     return figures
 
@@ -186,11 +189,14 @@ async def idle_pass(finished: int, _concurrency: int, work: Path) -> dict[str, A
     return {"wall": statistics.median(timings)}
 
 
-def measure(which: str, n: int, concurrency: int, work: str) -> dict[str, Any]:
+def measure(which: str, n: int, concurrency: int, work: str, sandbox: Mode = "off") -> dict[str, Any]:
     """Runs in a fresh process, so each measurement starts from the same footing (the cost
     of a fork grows with the parent's memory). Adds the process's peak RSS in MiB."""
-    fn = {"floor": floor, "george": george, "idle": idle_pass}[which]
-    figures = asyncio.run(fn(n, concurrency, Path(work)))
+    if which == "george":
+        figures = asyncio.run(george(n, concurrency, Path(work), sandbox))
+    else:
+        fn = {"floor": floor, "idle": idle_pass}[which]
+        figures = asyncio.run(fn(n, concurrency, Path(work)))
     figures["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures
 
@@ -209,6 +215,8 @@ def main() -> None:
     parser.add_argument("--finished", type=int, default=10_000, help="finished jobs for the idle pass")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (median)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--sandbox", choices=["off", "bubblewrap"], default="off",
+                        help="George's steps unconfined (default: it measures George) or in bubblewrap")
     args = parser.parse_args()
     spawn = multiprocessing.get_context("spawn")
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -217,7 +225,7 @@ def main() -> None:
             for jobs, concurrency in ((args.jobs, CONCURRENCY), (args.serial_jobs, 1)):
                 for which in ("floor", "george"):
                     with tempfile.TemporaryDirectory(dir=tmp) as work:
-                        figures = pool.apply(measure, (which, jobs, concurrency, work))
+                        figures = pool.apply(measure, (which, jobs, concurrency, work, args.sandbox))
                     results.setdefault((which, concurrency), []).append(figures)
         with tempfile.TemporaryDirectory(dir=tmp) as work:
             idle = pool.apply(measure, ("idle", args.finished, 1, work))
@@ -283,7 +291,8 @@ def main() -> None:
             verdict(idle_ok),
         )
     )
-    print(f"engine.py: median of {args.rounds} round(s), each side in a fresh process")
+    print(f"engine.py: median of {args.rounds} round(s), each side in a fresh process; "
+          f"George's sandbox: {args.sandbox}")
     table(rows)
     for note in notes:
         print(note)

@@ -51,14 +51,14 @@ def engine_settings(settings: Settings) -> EngineSettings:
     )
 
 
-def llm_runner(settings: Settings, shell: ShellRunner) -> Executor | None:
+def llm_runner(settings: Settings, shell: ShellRunner, mask: Callable[[str], str] = str) -> Executor | None:
     """Claude runs `instructions` steps when ANTHROPIC_API_KEY is set; without it they are
     Blocked: CapabilityMissing (llm), saying how to enable them."""
     if settings.anthropic_api_key is None:
         return None
     from georgebot.agents.llm import LlmRunner  # the SDK is loaded only when it is used
 
-    return LlmRunner(api_key=settings.anthropic_api_key.get_secret_value(), shell=shell,
+    return LlmRunner(api_key=settings.anthropic_api_key.get_secret_value(), shell=shell, mask=mask,
                      base_url=settings.anthropic_base_url, default_model=settings.default_model)
 
 
@@ -99,7 +99,7 @@ class George:
         self.sandbox = Sandbox.detect(self.settings.sandbox)
         self.secrets = Secrets(self.settings.secrets_dir, environment_secrets())
         shell = ShellRunner(sandbox=self.sandbox, secrets=self.secrets)
-        self.runner = StepRunner(shell=shell, llm=llm_runner(self.settings, shell))
+        self.runner = StepRunner(shell=shell, llm=llm_runner(self.settings, shell, self.secrets.mask))
         self.engine = Engine(
             engine_settings(self.settings),
             store=self.store,

@@ -10,6 +10,7 @@ persisted as it happens, and the next attempt rebuilds the conversation from the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, cast
@@ -74,6 +75,7 @@ class LlmRunner:
         shell: Executor | None = None,
         http: Executor | None = None,
         max_tokens: int = MAX_TOKENS,
+        mask: Callable[[str], str] = str,
     ) -> None:
         self._api_key = api_key
         self._base_url = base_url
@@ -83,6 +85,7 @@ class LlmRunner:
         self._shell = shell if shell is not None else ShellRunner()
         self._http = http if http is not None else HttpRunner(clock=self._clock)
         self._max_tokens = max_tokens
+        self._mask = mask
         self._client: anthropic.AsyncAnthropic | None = None
 
     async def start(self) -> None:
@@ -121,7 +124,7 @@ class LlmRunner:
             system=prompting.system_blocks(task, agent),
             tools=definitions,
             transcript=prompting.rebuild(task, model),
-            toolbox=Toolbox(task, agent, recorder, shell=self._shell, http=self._http),
+            toolbox=Toolbox(task, agent, recorder, shell=self._shell, http=self._http, mask=self._mask),
             recorder=recorder,
         )
         transcript = attempt.transcript

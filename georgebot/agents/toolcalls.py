@@ -7,6 +7,7 @@ checks, environment, timeouts, output limits), and their result recorded (`tool_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -58,13 +59,15 @@ class _Result:
 
 class Toolbox:
     def __init__(
-        self, task: StepTask, agent: AgentSpec, recorder: StepRecorder, *, shell: Executor, http: Executor
+        self, task: StepTask, agent: AgentSpec, recorder: StepRecorder, *, shell: Executor, http: Executor,
+        mask: Callable[[str], str] = str,
     ) -> None:
         self._task = task
         self._agent = agent
         self._recorder = recorder
         self._shell = shell
         self._http = http
+        self._mask = mask  # a secret's value in a result never reaches the model
 
     async def answer(self, calls: list[PendingCall]) -> list[dict[str, Any]] | Ending:
         """The tool results for the next user message, in the calls' order; or how the attempt
@@ -217,6 +220,7 @@ class Toolbox:
         )
 
     async def _persist(self, call: PendingCall, result: _Result, *, final: bool = False) -> _Result:
+        result = replace(result, content=self._mask(result.content))
         data: dict[str, Any] = {"tool_use_id": call.id, "content": result.content, "is_error": result.error}
         if final:
             data["final"] = True

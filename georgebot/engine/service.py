@@ -74,7 +74,7 @@ class _Recorder:
     """A command's or a request's output: written with the attempt's outcome, in its transaction."""
 
     async def note(self, role: str, text: str, data: dict[str, Any] | None = None) -> None:
-        text = self.engine.mask(text)
+        text, data = self.engine.mask(text), _masked(data, self.engine.mask)
         if role == "output" and data is None:
             self.outputs.append(text)
             return
@@ -101,6 +101,17 @@ class _Recorder:
             what=f"a message of {self.step}",
         )
         self.engine.tell(self.job_id)
+
+
+def _masked(data: Any, mask: Callable[[str], str]) -> Any:
+    """Every string in an agent's structured note (a tool result, a model's turn), masked."""
+    if isinstance(data, str):
+        return mask(data)
+    if isinstance(data, dict):
+        return {k: _masked(v, mask) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_masked(v, mask) for v in data]
+    return data
 
 
 class _Quiet:
