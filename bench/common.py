@@ -14,7 +14,9 @@ from georgebot.model.specs import AgentSpec, Step
 
 @dataclass
 class Source:
-    """The engine's `ManifestPort`: always the same snapshot; checkouts are `root`."""
+    """The engine's `ManifestPort`: always the same snapshot; the checkout is an empty folder
+    under `root` (the steps run `true`: they need no files, and an unconfined attempt copies
+    its checkout)."""
 
     snapshot: Snapshot
     root: Path
@@ -23,7 +25,9 @@ class Source:
         return self.snapshot
 
     def checkout(self, sha: str) -> Path:
-        return self.root
+        folder = self.root / "checkout"
+        folder.mkdir(exist_ok=True)
+        return folder
 
     def prune_checkouts(self, keep: set[str]) -> int:
         return 0

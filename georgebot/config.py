@@ -90,7 +90,9 @@ class Settings(BaseSettings):
     slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
-    sandbox: Literal["auto", "bubblewrap", "off"] = Field("auto", validation_alias=_env("GEORGE_SANDBOX"))
+    sandbox: Literal["auto", "bubblewrap", "unconfined", "off"] = Field(
+        "auto", validation_alias=_env("GEORGE_SANDBOX")
+    )
     secrets_dir: Path | None = Field(None, validation_alias=_env("GEORGE_SECRETS_DIR"))
     port: int = Field(8080, validation_alias=_env("PORT"))
     local_slack_port: int = Field(3000, validation_alias=_env("GEORGE_LOCAL_SLACK_PORT"))

@@ -98,6 +98,9 @@ class George:
         self.store = Store(self.db)
         self.sandbox = Sandbox.detect(self.settings.sandbox)
         self.secrets = Secrets(self.settings.secrets_dir, environment_secrets())
+        self.secrets.also_mask(own.get_secret_value() for own in (
+            self.settings.slack_bot_token, self.settings.slack_app_token,
+            self.settings.slack_signing_secret, self.settings.anthropic_api_key) if own is not None)
         shell = ShellRunner(sandbox=self.sandbox, secrets=self.secrets)
         self.runner = StepRunner(shell=shell, llm=llm_runner(self.settings, shell, self.secrets.mask))
         self.engine = Engine(

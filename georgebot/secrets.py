@@ -68,7 +68,14 @@ class Secrets:
         names = sorted({*self._environment, *self._folder_names()})
         return [why for name in names if (why := self.lookup(name).why) and "shorter" in why]
 
+    def also_mask(self, values: Iterable[str]) -> None:
+        """George's own credentials (tokens, keys): never granted, masked all the same."""
+        for value in values:
+            self._learn(value)
+
     def mask(self, text: str) -> str:
+        """`text` with every known value masked, and NUL (which PostgreSQL cannot store) as ␀."""
+        text = text.replace("\x00", "\u2400")
         pattern = self._pattern
         if pattern is None or not text:
             return text

@@ -21,6 +21,7 @@ from pathlib import Path
 from georgebot.agents.keeper import Keeper
 
 STDERR = 2
+RECORD_AFTER = 0.25  # seconds a group runs before it is recorded
 
 
 class Tail:
@@ -40,12 +41,19 @@ class Tail:
         if (excess := len(self._buf) - self._max) > 0:
             del self._buf[:excess]
 
+    def _lines(self) -> list[str]:
+        """Whole lines only: a line the byte limit cut is left out (what is left of it could
+        be part of a secret, too short to be recognised and masked). NUL becomes ␀, which
+        every database stores."""
+        lines = self._buf.decode("utf-8", errors="replace").replace("\x00", "\u2400").splitlines()
+        if self.total > len(self._buf) and lines:
+            lines = lines[1:]
+        return lines
+
     def text(self, max_lines: int) -> str:
         """The tail as text, whole lines only, with a note when anything was left out."""
-        lines = self._buf.decode("utf-8", errors="replace").splitlines()
+        lines = self._lines()
         cut = self.total > len(self._buf)
-        if cut and lines:
-            lines = lines[1:]  # the first line was cut by the byte limit
         if len(lines) > max_lines:
             lines, cut = lines[len(lines) - max_lines :], True
         if cut:
@@ -53,7 +61,7 @@ class Tail:
         return "\n".join(lines)
 
     def last_line(self) -> str:
-        for line in reversed(self._buf.decode("utf-8", errors="replace").splitlines()):
+        for line in reversed(self._lines()):
             if line.strip():
                 return line.strip()
         return ""
@@ -107,7 +115,7 @@ async def run_process(
     started: Callable[[int], Awaitable[None]] | None = None,
 ) -> Finished:
     """Raises OSError if the program cannot be started; re-raises cancellation after cleanup.
-    `started` is told the process group once it runs (to record it)."""
+    `started` is told the process group if it is still running after RECORD_AFTER."""
     loop = asyncio.get_running_loop()
     spawning = loop.create_task(
         loop.subprocess_exec(
@@ -136,10 +144,10 @@ async def run_process(
     try:
         if keeper is not None:
             keeper.watch(group)
-        if started is not None:
-            await started(group)
         try:
             async with asyncio.timeout(time_limit):
+                if started is not None:
+                    await _told_once_running(started, group, collector)
                 await asyncio.shield(collector.exited)
         except TimeoutError:
             timed_out = True
@@ -156,6 +164,18 @@ async def run_process(
         output=collector.output.text(tail_lines),
         last_stderr_line=collector.stderr.last_line(),
     )
+
+
+async def _told_once_running(
+    started: Callable[[int], Awaitable[None]], group: int, collector: _Collector
+) -> None:
+    """Tells `started` of a group still running after RECORD_AFTER: a tool done sooner never
+    needs stopping by anyone, and its record would cost a write per step."""
+    try:
+        async with asyncio.timeout(RECORD_AFTER):
+            await asyncio.shield(collector.exited)
+    except TimeoutError:
+        await started(group)
 
 
 async def _end_group(group: int, collector: _Collector, grace: float) -> None:

@@ -26,10 +26,11 @@ from typing import Literal
 from georgebot.agents.keeper import Keeper
 from georgebot.errors import ConfigError
 
-Mode = Literal["auto", "bubblewrap", "off"]
+Mode = Literal["auto", "bubblewrap", "unconfined", "off"]
 
 BUBBLEWRAP = "bubblewrap"
 NONE = "none"
+OFF = "off"
 
 # What a tool may see of the host besides the checkout and its folders: programs, libraries
 # and the few files of /etc that name resolution, TLS and locales read. Not /etc as a whole
@@ -45,7 +46,8 @@ _ETC = (
 
 @dataclass(frozen=True)
 class SandboxInfo:
-    """What `status` and `/healthz` say: `bubblewrap 0.8.0`, or `none` and why."""
+    """What `status` says: `bubblewrap 0.8.0`; `none` and why (unconfined, a private copy
+    of the checkout per attempt); or `off` (unconfined in the shared checkout)."""
 
     kind: str
     detail: str
@@ -71,10 +73,13 @@ class Sandbox:
     @classmethod
     def detect(cls, mode: Mode = "auto", *, bwrap: str | None = None) -> Sandbox:
         """`auto`: bubblewrap if it starts here, else unconfined saying why; `bubblewrap`:
-        a ConfigError when it cannot start; `off`: unconfined (for measuring George itself).
-        `bwrap` is the program to try (default: `bwrap` on PATH)."""
+        a ConfigError when it cannot start; `unconfined`: as without bubblewrap; `off`: no
+        defence but the environment (measuring George, trusted tools). `bwrap` is the program
+        to try (default: `bwrap` on PATH)."""
         if mode == "off":
-            return cls(SandboxInfo(NONE, "GEORGE_SANDBOX is off"))
+            return cls(SandboxInfo(OFF, "GEORGE_SANDBOX is off: steps run in the shared checkout"))
+        if mode == "unconfined":
+            return cls(SandboxInfo(NONE, "GEORGE_SANDBOX is unconfined"))
         bwrap, why = _try_bubblewrap(bwrap or shutil.which("bwrap"))
         if bwrap is not None:
             return cls(SandboxInfo(BUBBLEWRAP, why), bwrap=bwrap)
@@ -96,8 +101,8 @@ class Sandbox:
     async def workspace(self, checkout: Path) -> AsyncIterator[Path]:
         """The attempt's working directory: the shared checkout, mounted read-only in the
         sandbox; unconfined, a private copy, so what one attempt writes there reaches no
-        other, removed when the attempt ends."""
-        if self.confined:
+        other, removed when the attempt ends. Off, the shared checkout itself."""
+        if self.confined or self.info.kind == OFF:
             yield checkout
             return
         folder = Path(tempfile.mkdtemp(prefix="george-attempt-"))

@@ -129,7 +129,8 @@ class Engine:
     owner: str = field(default_factory=lambda: f"george-{uuid.uuid4().hex[:12]}")
     chat: ChatPort = field(default_factory=_Quiet)
     keeper: Keeper | None = None  # stops the agents' tools when George cannot (none: tests)
-    mask: Callable[[str], str] = field(default=lambda text: text)  # hides secrets' values
+    mask: Callable[[str], str] = field(default=lambda text: text.replace("\x00", "\u2400"))
+    """Hides secrets' values (and NUL, which PostgreSQL cannot store) in what agents produce."""
 
     def __post_init__(self) -> None:
         self.io = StoreThread(self.store)
@@ -550,6 +551,7 @@ class Engine:
         continues in a fresh attempt. Returns how many steps it resumed. From Slack, `run_id`
         is the run whose thread it is in: a reply in a cancelled run's thread answers nothing
         of the job's newer run."""
+        text = self.mask(text)  # a secret a person pasted is not kept or shown to a model
         async with self._lock:
             now = self.clock.now()
             if run_id is not None:

@@ -112,6 +112,6 @@ def make_task(tmp_path: Path, checkout: Path) -> MakeTask:
 @pytest.fixture
 def unconfined() -> Iterator[Sandbox]:
     """No bubblewrap: for tests of process groups that read the tool's host pids."""
-    sandbox = Sandbox.detect("off")
+    sandbox = Sandbox.detect("unconfined")
     yield sandbox
     sandbox.close()
