@@ -289,8 +289,10 @@ async def _http_server(settings: Settings, george: George, surface: SlackSurface
         reasons = [why for why, fine in (("not connected to Slack", surface.ready),
                                          ("not synced from Git yet", synced),
                                          ("the database is not writable", writable)) if not fine]
+        info = george.sandbox.info
         return web.json_response({"ok": ready, "slack": surface.ready, "synced": synced,
-                                  "database": {"writable": writable}, "reasons": reasons},
+                                  "database": {"writable": writable}, "reasons": reasons,
+                                  "sandbox": {"kind": info.kind, "detail": info.detail}},
                                  status=200 if ready else 503)
 
     app = web.Application()

@@ -332,6 +332,16 @@ def sync_line(revision: RevisionView | None) -> str:
     ).replace("  ", " ")
 
 
+def sandbox_line(sandbox: str) -> str:
+    """`bubblewrap: bubblewrap 0.8.0` → a line saying steps run sandboxed, or loudly not."""
+    kind, _, detail = sandbox.partition(": ")
+    if not sandbox:
+        return ":grey_question: No George has said how it runs steps yet."
+    if kind == "bubblewrap":
+        return f":lock: Steps run sandboxed ({escape(detail)})."
+    return f":warning: *Steps are not sandboxed*: {escape(detail)}."
+
+
 def manifest_errors(errors: Sequence[dict[str, Any]], shown: int = 5) -> str:
     if not errors:
         return ":white_check_mark: No manifest errors."

@@ -3,6 +3,7 @@ whatever the view holds. No client in sight."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -204,3 +205,14 @@ def test_commands_and_reactions_are_parsed() -> None:
     assert vote(":heavy_check_mark:", approve, reject) is True
     assert vote("x", approve, reject) is False
     assert vote("eyes", approve, reject) is None
+
+
+def test_status_says_whether_steps_are_sandboxed() -> None:
+    confined = replace(status(), sandbox="bubblewrap: bubblewrap 0.8.0")
+    bare = replace(status(), sandbox="none: bubblewrap (bwrap) is not installed")
+
+    said = texts(blocks.status_summary(confined, "U0ME")[0])[1]
+    warned = texts(blocks.status_summary(bare, "U0ME")[0])[1]
+
+    assert ":lock: Steps run sandboxed (bubblewrap 0.8.0)." in said
+    assert ":warning: *Steps are not sandboxed*: bubblewrap (bwrap) is not installed." in warned
