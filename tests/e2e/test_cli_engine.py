@@ -137,3 +137,31 @@ def test_retry_from_the_command_line_is_audited_with_who_asked(make_repo: MakeRe
     assert any(e["reason"] == "RetryRequested" and e["actor"].startswith("cli:") for e in events)
     unknown = georgebot(repo, "retry", "nobody")
     assert unknown.returncode == 1 and "no job named nobody" in unknown.stderr
+
+
+def test_status_says_how_steps_run_and_which_georges_run_them(repo: Path) -> None:
+    running = subprocess.Popen(
+        [sys.executable, "-m", "georgebot", "reconcile", "--wait", "--timeout", "30"], cwd=repo.parent,
+        env={**os.environ, "GEORGE_REPO": str(repo), "GEORGE_HOME": str(repo.parent / "home"),
+             "GEORGE_DATABASE_URL": f"sqlite:///{repo.parent / 'state.db'}", "GEORGE_SANDBOX": "unconfined"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = running.communicate(timeout=60)
+    finally:
+        running.kill()
+    assert running.returncode == 0, err
+    assert "steps are NOT sandboxed: GEORGE_SANDBOX is unconfined" in err  # said once, at start
+    assert err.count("NOT sandboxed") == 1
+
+    after = json.loads(georgebot(repo, "status", "--json").stdout)
+    text = georgebot(repo, "status").stdout
+    off = json.loads(subprocess.run(
+        [sys.executable, "-m", "georgebot", "status", "--json"], cwd=repo.parent, capture_output=True,
+        text=True, env={**os.environ, "GEORGE_DATABASE_URL": f"sqlite:///{repo.parent / 'state.db'}",
+                        "GEORGE_SANDBOX": "off"}).stdout)
+
+    assert after["replicas"] == []  # a George that stopped cleanly is no longer listed
+    assert after["sandbox"]["kind"] in ("bubblewrap", "none")  # what this machine would use
+    assert after["sandbox"]["detail"].endswith("(no George is running)")
+    assert text.splitlines()[1].startswith("sandbox   ")
+    assert off["sandbox"]["kind"] == "off"

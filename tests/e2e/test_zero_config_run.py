@@ -3,6 +3,7 @@ manifests repository made by `georgebot init`, used through the local Slack."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -88,6 +89,15 @@ def test_demo_card_approval_status_and_retry(george: RunningGeorge, tmp_path: Pa
     it = channel(george.state(), "#it")["id"]
     george.act("messages", user="U01PAT", channel=it, text="@george retry flaky-job")
     george.until(lambda s: (m := message_with(s, "#it", "flaky-job")) and "Succeeded" in all_text(m))
+
+    # `georgebot status` beside the running George names it, and how it runs steps.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GEORGE_"))}
+    shown = json.loads(subprocess.run([sys.executable, "-m", "georgebot", "status", "--json"],
+                                      cwd=tmp_path / "clone", env=env, capture_output=True, text=True,
+                                      check=True).stdout)
+    [replica] = shown["replicas"]
+    assert replica["pid"] == george.process.pid
+    assert replica["sandbox"].split(":")[0] == shown["sandbox"]["kind"] in ("bubblewrap", "none")
 
 
 def test_run_outside_a_git_repository_says_how_to_fix_it(tmp_path: Path) -> None:
