@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import weakref
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -106,6 +107,7 @@ class Keeper:
 class Leftover(Enum):
     STOPPED = "its processes were stopped"
     GONE = "none of its processes were left"
+    STUCK = "its processes were sent SIGKILL but some are stuck in the kernel (look at the host)"
     ELSEWHERE = "it ran on another host, whose George stops it"
 
 
@@ -135,37 +137,57 @@ def record(group: int) -> ProcessRecord:
     return ProcessRecord(host=this_host(), group=group, started=_start_time(group) or 0)
 
 
-def stop_leftover(previous: ProcessRecord) -> Leftover:
-    """SIGKILLs what is left of an earlier attempt's group on this host."""
+def stop_leftover(previous: ProcessRecord, *, wait: float = 2.0) -> Leftover:
+    """SIGKILLs what is left alive of an earlier attempt's group on this host, and waits
+    (up to `wait` seconds) until none of it runs. Blocking: call it from a thread."""
     if previous.host != this_host():
         return Leftover.ELSEWHERE
-    leader = _start_time(previous.group)
-    if leader is not None and leader != previous.started:
+    leader = _stat(previous.group)
+    if leader is not None and leader.started != previous.started:
         return Leftover.GONE  # the id belongs to someone else now
-    if leader is None and not _members(previous.group):
-        return Leftover.GONE
+    if not _alive(previous.group):
+        return Leftover.GONE  # exited, or zombies only: killed already, not yet reaped
     try:
         os.killpg(previous.group, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         return Leftover.GONE
+    deadline = time.monotonic() + wait
+    while _alive(previous.group):
+        if time.monotonic() > deadline:
+            return Leftover.STUCK
+        time.sleep(0.02)
     return Leftover.STOPPED
 
 
-def _start_time(pid: int) -> int | None:
-    stat = _read(f"/proc/{pid}/stat")
-    if not stat:
+@dataclass(frozen=True)
+class _Stat:
+    state: str
+    group: int
+    started: int
+
+
+def _stat(pid: int | str) -> _Stat | None:
+    text = _read(f"/proc/{pid}/stat")
+    if not text:
         return None
-    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces
-    return int(fields[19])  # field 22 of proc(5): starttime, in clock ticks since boot
+    fields = text.rpartition(")")[2].split()  # the command name may hold spaces
+    # proc(5): field 3 is the state, 5 the process group, 22 the start time (clock ticks)
+    return _Stat(state=fields[0], group=int(fields[2]), started=int(fields[19]))
 
 
-def _members(group: int) -> bool:
-    """True while any process is still in `group` (its leader may have exited)."""
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            fields = _read(f"/proc/{entry.name}/stat").rpartition(")")[2].split()
-            if len(fields) > 2 and fields[2] == str(group):
-                return True
+def _start_time(pid: int) -> int | None:
+    found = _stat(pid)
+    return None if found is None else found.started
+
+
+def _alive(group: int) -> bool:
+    """True while a process of `group` runs (a zombie or a dead one does not)."""
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if entry.name.isdigit():
+                found = _stat(entry.name)
+                if found is not None and found.group == group and found.state not in ("Z", "X"):
+                    return True
     return False
 
 

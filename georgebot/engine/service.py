@@ -380,7 +380,7 @@ class Engine:
         """Before a recovered step runs again, what is left of its earlier attempt is stopped
         (on this host), so two attempts never run at once; the audit says what was found."""
         assert step.process is not None
-        found = self.supervisor.keeper.stop(step.process)
+        found = await asyncio.to_thread(self.supervisor.keeper.stop, step.process)
         previous = step.attempts - 1
         note = Note(
             step.name, "engine", Reason.RECOVERED,
