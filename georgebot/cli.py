@@ -274,7 +274,8 @@ def _status_text(view: StatusView) -> str:
         lines.append(f"george    {r.id} on {r.host} (pid {r.pid}, {r.version}), started {iso(r.started_at)}, "
                      f"last seen {iso(r.heartbeat_at)}")
     for err in view.manifest_errors:
-        lines.append(f"error     {err['file']}:{err['line']}: {err['kind']}/{err['name']}: {err['message']}")
+        where = err["file"] if err["line"] is None else f"{err['file']}:{err['line']}"
+        lines.append(f"error     {where}: {err['kind']}/{err['name']}: {err['message']}")
     for agent in view.agents:
         caps = "; ".join(f"{k}: {', '.join(v)}" for k, v in agent.capabilities.items()) or "no capabilities"
         lines.append(f"agent     {agent.name:<20} running {agent.running}  {caps}")
