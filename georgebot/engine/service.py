@@ -58,6 +58,7 @@ class EngineSettings:
     lease: timedelta = timedelta(seconds=10)
     default_deadline: timedelta = timedelta(days=7)
     full_pass_every: timedelta = timedelta(seconds=10)
+    sync_timeout: timedelta = timedelta(seconds=60)  # a sync running longer is reported stuck
 
 
 @dataclass
@@ -135,7 +136,8 @@ class Engine:
     def __post_init__(self) -> None:
         self.io = StoreThread(self.store)
         self.desk = ChatDesk(self.store, self.io, self.clock.now)
-        self.git = GitSync(self.store, self.io, self.source, cancel_job=self._cancel_job, notify=self._notify)
+        self.git = GitSync(self.store, self.io, self.source, cancel_job=self._cancel_job, notify=self._notify,
+                           deadline=self.settings.sync_timeout.total_seconds())
         self.supervisor = Supervisor(
             renew=self._renew, lease=self.settings.lease.total_seconds(), keeper=self.keeper,
             on_reaped=self.wake,

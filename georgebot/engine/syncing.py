@@ -8,11 +8,15 @@ lock (a slow remote delays nobody), `apply()` under it, and applying is short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from georgebot import errors
 from georgebot.engine import lifecycle
@@ -25,6 +29,7 @@ from georgebot.store import Effects, JobChange, RunState, Store
 from georgebot.store.shapes import RunSummary
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ManifestPort(Protocol):
@@ -39,6 +44,58 @@ class ManifestPort(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SyncHealth:
+    """How the Git sync goes: when it last succeeded (monotonic), and what is wrong now."""
+
+    ok_at: float | None = None
+    error: str | None = None
+    stuck_since: float | None = None
+
+    def failed(self, error: str) -> SyncHealth:
+        return SyncHealth(ok_at=self.ok_at, error=error)
+
+    def stuck(self, now: float, deadline: float) -> SyncHealth:
+        since = self.stuck_since if self.stuck_since is not None else now - deadline
+        return SyncHealth(
+            ok_at=self.ok_at, stuck_since=since,
+            error=f"the Git sync has been running for {now - since:.0f}s (limit {deadline:.0f}s) "
+                  "and is still not done",
+        )
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        age = None if self.ok_at is None else round(now - self.ok_at, 1)
+        return {"ok": self.error is None, "age_s": age, "error": self.error}
+
+
+def _in_daemon_thread(fn: Callable[[], T], *, name: str) -> asyncio.Future[T]:
+    """`fn()` in a daemon thread: a call stuck forever neither blocks the event loop nor
+    George's exit (asyncio's default executor is joined at exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result = fn()
+        except BaseException as e:  # handed to the awaiting task
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(settle, None, e)
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return future
+
+
 class GitSync:
     def __init__(
         self,
@@ -48,6 +105,7 @@ class GitSync:
         *,
         cancel_job: Callable[[int], Awaitable[None]],
         notify: Callable[[int], None],
+        deadline: float = 60.0,
     ) -> None:
         self.store = store
         self.io = io
@@ -57,6 +115,9 @@ class GitSync:
         self.snapshot: Snapshot | None = None
         self.agents: dict[str, AgentSpec] = {}
         self._fetching: asyncio.Lock = asyncio.Lock()
+        self._running: asyncio.Future[Snapshot] | None = None
+        self.deadline = deadline
+        self.health = SyncHealth()
 
     async def restore(self) -> None:
         """Before the first sync of a start: the agents of the last revision synced."""
@@ -65,19 +126,42 @@ class GitSync:
             self.agents = {n: AgentSpec.model_validate(a) for n, a in current[2].items()}
 
     async def fetch(self) -> Snapshot | None:
-        """The manifests at the followed branch's head; None when unchanged or unreachable
-        (a failed fetch keeps the last revision)."""
+        """The manifests at the followed branch's head; None when unchanged, unreachable or
+        too slow (a failed or stuck sync keeps the last revision, and `health` says so). The
+        sync runs in a thread of its own that George does not wait for at exit, and only one
+        at a time: while one is stuck, no other starts."""
         async with self._fetching:
-            try:
-                snapshot = await asyncio.to_thread(self.source.sync)
-            except errors.TemporaryError as e:
-                log.warning(
-                    "Git sync failed, keeping revision %s: %s",
-                    self.snapshot.revision.sha[:12] if self.snapshot else "none",
-                    e,
-                )
+            if self._running is not None and not self._running.done():
+                self.health = self.health.stuck(time.monotonic(), self.deadline)
                 return None
+            if self._running is None:  # else one that was stuck has finished: its result counts
+                self._running = _in_daemon_thread(self.source.sync, name="george-git-sync")
+            try:
+                async with asyncio.timeout(self.deadline):
+                    snapshot = await asyncio.shield(self._running)
+            except TimeoutError:
+                self.health = self.health.stuck(time.monotonic(), self.deadline)
+                log.error("%s; George goes on with revision %s", self.health.error, self._kept())
+                return None
+            except errors.TemporaryError as e:
+                self.health = self.health.failed(str(e))
+                log.warning("Git sync failed, keeping revision %s: %s", self._kept(), e)
+                return None
+            except errors.ConfigError as e:
+                self.health = self.health.failed(str(e))
+                raise
+            except Exception as e:  # a bug on one revision must not stop the engine
+                self.health = self.health.failed(f"the sync failed: {e!r}")
+                log.exception("Git sync failed, keeping revision %s", self._kept())
+                return None
+            finally:
+                if self._running.done():
+                    self._running = None
+        self.health = SyncHealth(ok_at=time.monotonic())
         return None if snapshot is self.snapshot else snapshot
+
+    def _kept(self) -> str:
+        return self.snapshot.revision.sha[:12] if self.snapshot else "none"
 
     async def apply(
         self, snap: Snapshot, now: datetime, cached: Mapping[int, RunState] | None = None
