@@ -267,6 +267,8 @@ def _status_text(view: StatusView) -> str:
     rev = view.revision
     lines.append(f"revision  {rev.sha[:12]} {rev.message} (synced {iso(rev.synced_at)})"
                  if rev else "revision  none synced yet")
+    if view.sync_error:
+        lines.append(f"sync      FAILING (jobs go on at this revision): {view.sync_error}")
     kind, _, detail = view.sandbox.partition(": ")
     confined = kind == "bubblewrap"
     lines.append(f"sandbox   {detail}" if confined else f"sandbox   none: steps are NOT sandboxed ({detail})")

@@ -38,3 +38,4 @@ class Replica:
     sandbox: str  # "bubblewrap 0.8.0", or "none: why"
     started_at: datetime
     heartbeat_at: datetime
+    sync_error: str | None = None  # its Git sync fails or is stuck: what is wrong

@@ -194,6 +194,11 @@ class StatusView:
     replicas: tuple[Replica, ...] = ()
     sandbox: str = ""  # "kind: detail" of the newest running George, or of this machine
 
+    @property
+    def sync_error(self) -> str | None:
+        """What a running George says is wrong with its Git sync (it goes on meanwhile)."""
+        return next((r.sync_error for r in reversed(self.replicas) if r.sync_error), None)
+
     def to_json(self) -> dict[str, Any]:
         rev = self.revision
         kind, _, detail = self.sandbox.partition(": ")
@@ -201,12 +206,14 @@ class StatusView:
             "sandbox": {"kind": kind, "detail": detail} if self.sandbox else None,
             "replicas": [
                 {"id": r.id, "host": r.host, "pid": r.pid, "version": r.version,
-                 "sandbox": r.sandbox, "started_at": iso(r.started_at), "heartbeat_at": iso(r.heartbeat_at)}
+                 "sandbox": r.sandbox, "started_at": iso(r.started_at), "heartbeat_at": iso(r.heartbeat_at),
+                 "sync_error": r.sync_error}
                 for r in self.replicas
             ],
             "revision": None
             if rev is None
             else {"sha": rev.sha, "message": rev.message, "synced_at": iso(rev.synced_at)},
+            "sync_error": self.sync_error,
             "manifest_errors": list(self.manifest_errors),
             "agents": [
                 {"name": a.name, "capabilities": a.capabilities, "running": a.running, "model": a.model}

@@ -195,8 +195,9 @@ def status_summary(view: StatusView, user: str, groups: frozenset[str] = frozens
     room = _Room(MESSAGE_BLOCKS)
     blocks: list[Block] = [
         _header(messages.status_title()),
-        _section(f"{messages.sync_line(view.revision)}\n{messages.sandbox_line(view.sandbox)}\n"
-                 f"{messages.manifest_errors(view.manifest_errors)}"),
+        _section("\n".join((messages.sync_line(view.revision, view.sync_error),
+                            messages.sandbox_line(view.sandbox),
+                            messages.manifest_errors(view.manifest_errors)))),
         DividerBlock(),
     ]
     room.take(len(blocks))
@@ -244,7 +245,8 @@ def app_home(view: StatusView, user: str, groups: frozenset[str] = frozenset()) 
          or [messages.nothing_waits()]),
         (titles["running"], [messages.job_line(j) for j in view.jobs if j.status in moving]),
         (titles["stuck"], [messages.job_line(j) for j in view.jobs if j.status in stuck]),
-        (titles["sync"], [messages.sync_line(view.revision), messages.sandbox_line(view.sandbox),
+        (titles["sync"], [messages.sync_line(view.revision, view.sync_error),
+                          messages.sandbox_line(view.sandbox),
                           messages.manifest_errors(view.manifest_errors)]),
     ]
     for title, lines in sections:

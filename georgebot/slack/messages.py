@@ -322,14 +322,19 @@ def status_title() -> str:
     return "George status"
 
 
-def sync_line(revision: RevisionView | None) -> str:
+def sync_line(revision: RevisionView | None, error: str | None = None) -> str:
     if revision is None:
-        return ":grey_question: Git has not been synced yet."
-    subject = safe(clip(revision.message.splitlines()[0] if revision.message else "", 80))
-    return (
-        f":arrows_counterclockwise: Synced revision `{escape(revision.sha[:7])}` "
-        f"{('“' + subject + '”') if subject else ''} {ago(revision.synced_at)}"
-    ).replace("  ", " ")
+        line = ":grey_question: Git has not been synced yet."
+    else:
+        subject = safe(clip(revision.message.splitlines()[0] if revision.message else "", 80))
+        line = (
+            f":arrows_counterclockwise: Synced revision `{escape(revision.sha[:7])}` "
+            f"{('“' + subject + '”') if subject else ''} {ago(revision.synced_at)}"
+        ).replace("  ", " ")
+    if error:
+        line += (f"\n:warning: *The Git sync is failing*: {escape(clip(error, 300))}. "
+                 "Jobs go on at this revision.")
+    return line
 
 
 def sandbox_line(sandbox: str) -> str:

@@ -69,10 +69,10 @@ class Records:
             s.merge(ReplicaRow(**dataclasses.asdict(replica)))
             s.commit()
 
-    def heartbeat(self, replica_id: str, at: datetime) -> None:
+    def heartbeat(self, replica_id: str, at: datetime, sync_error: str | None = None) -> None:
         with self.db.engine.begin() as conn:
             conn.execute(sa.update(ReplicaRow.__table__).where(  # type: ignore[attr-defined]
-                col(ReplicaRow.id) == replica_id).values(heartbeat_at=at))
+                col(ReplicaRow.id) == replica_id).values(heartbeat_at=at, sync_error=sync_error))
 
     def remove_replica(self, replica_id: str) -> None:
         with self.db.engine.begin() as conn:
@@ -85,7 +85,8 @@ class Records:
         with self.session() as s:
             rows = s.exec(select(ReplicaRow).order_by(col(ReplicaRow.started_at))).all()
             return [Replica(id=r.id, host=r.host, pid=r.pid, version=r.version, sandbox=r.sandbox,
-                            started_at=r.started_at, heartbeat_at=r.heartbeat_at) for r in rows]
+                            started_at=r.started_at, heartbeat_at=r.heartbeat_at, sync_error=r.sync_error)
+                    for r in rows]
 
     # --- revisions ------------------------------------------------------------------
 

@@ -108,6 +108,7 @@ class ReplicaRow(SQLModel, table=True):
     sandbox: str = ""
     started_at: datetime = _at(nullable=False)
     heartbeat_at: datetime = _at(nullable=False)
+    sync_error: str | None = None  # what is wrong with its Git sync now, if anything
 
 
 class RequestRow(SQLModel, table=True):

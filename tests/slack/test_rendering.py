@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from georgebot.devslack.blocks import check_blocks
+from georgebot.model.attempts import Replica
 from georgebot.model.status import Condition, JobStatus, StepStatus
 from georgebot.model.views import AgentView, JobView, RevisionView, StatusView, StepView, Usage, WaitView
 from georgebot.slack import blocks
@@ -216,3 +217,14 @@ def test_status_says_whether_steps_are_sandboxed() -> None:
 
     assert ":lock: Steps run sandboxed (bubblewrap 0.8.0)." in said
     assert ":warning: *Steps are not sandboxed*: bubblewrap (bwrap) is not installed." in warned
+
+
+def test_status_says_when_the_git_sync_fails() -> None:
+    failing = replace(status(), replicas=(Replica(
+        id="george-1", host="h", pid=1, version="0.1.0", sandbox="bubblewrap: b", started_at=AT,
+        heartbeat_at=AT, sync_error="cannot fetch origin: connection refused"),))
+
+    said = texts(blocks.status_summary(failing, "U0ME")[0])[1]
+
+    assert (":warning: *The Git sync is failing*: cannot fetch origin: connection refused. "
+            "Jobs go on at this revision.") in said

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("sandbox", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("started_at", georgebot.store.tables.UtcDateTime(), nullable=False),
         sa.Column("heartbeat_at", georgebot.store.tables.UtcDateTime(), nullable=False),
+        sa.Column("sync_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
 
