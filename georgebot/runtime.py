@@ -142,7 +142,8 @@ class George:
 
     async def heartbeat(self) -> None:
         with contextlib.suppress(StoreBusy):
-            await self.engine.io(self.store.heartbeat, self.engine.owner, self.clock.now())
+            await self.engine.io(self.store.heartbeat, self.engine.owner, self.clock.now(),
+                                 self.engine.git.health.error)
 
     async def start(self) -> None:
         """The long-running form: passes on every wake, the safety net and the Git poll."""
