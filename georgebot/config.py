@@ -20,10 +20,16 @@ from pydantic import (
     SecretStr,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
+
+LOCAL_HOST = "127.0.0.1"
+PLATFORM_HOST = "0.0.0.0"
+"""Where PORT listens without GEORGE_HOST: every interface when PORT comes from the environment
+(a platform routes traffic to it), else this machine only (DESIGN, "Bind address")."""
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -95,6 +101,8 @@ class Settings(BaseSettings):
     )
     secrets_dir: Path | None = Field(None, validation_alias=_env("GEORGE_SECRETS_DIR"))
     port: int = Field(8080, validation_alias=_env("PORT"))
+    host: str = Field("", validation_alias=_env("GEORGE_HOST"))
+    """The address PORT listens on; blank (the default) is chosen by `_choose_host`."""
     local_slack_port: int = Field(3000, validation_alias=_env("GEORGE_LOCAL_SLACK_PORT"))
 
     @field_validator("approve_reactions", "reject_reactions", mode="before")
@@ -103,6 +111,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip().strip(":") for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _choose_host(self) -> Settings:
+        # The environment, not `model_fields_set`: `Settings(port=…)` in code or a test is no
+        # platform and stays on this machine.
+        if not self.host:
+            self.host = PLATFORM_HOST if "PORT" in os.environ else LOCAL_HOST
+        return self
 
     @field_validator(
         "slack_bot_token",

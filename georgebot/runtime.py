@@ -218,6 +218,35 @@ class George:
         return min(max((soonest - now).total_seconds(), 0.05), 1.0)
 
 
+class _QuietMalformed(logging.Filter):
+    """Requests aiohttp refuses before any handler (bad framing, oversized headers): one line
+    without a traceback, at most one a minute with a count of the others."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        super().__init__()
+        self._every = every
+        self._last = -every
+        self._skipped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self._skipped += 1
+            return False
+        more = f" (and {self._skipped} more in the last {self._every:.0f} s)" if self._skipped else ""
+        first = str(error).splitlines()[0] if error else record.getMessage()
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            f"refused a malformed HTTP request: {first}{more}", None, None, None)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        self._last, self._skipped = now, 0
+        return True
+
+
+_MALFORMED = logging.getLogger("georgebot.http")
+_MALFORMED.addFilter(_QuietMalformed())
+
+
 def uses_local_slack(settings: Settings) -> bool:
     return not any((settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret))
 
@@ -298,12 +327,13 @@ async def _http_server(settings: Settings, george: George, surface: SlackSurface
 
     app = web.Application()
     app.add_routes([web.get("/healthz", healthz), *surface.web_routes()])
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=_MALFORMED)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "0.0.0.0", settings.port).start()
+        await web.TCPSite(runner, settings.host, settings.port).start()
     except OSError as e:
         await runner.cleanup()
-        raise ConfigError(f"George cannot listen on port {settings.port} ({e.strerror}): set PORT "
-                          "to a free port") from e
+        raise ConfigError(f"George cannot listen on {settings.host} port {settings.port} ({e.strerror}): "
+                          "set PORT to a free port, or GEORGE_HOST to an address of this machine") from e
+    log.info("George's HTTP server listens on %s port %d", settings.host, settings.port)
     return runner

@@ -1,6 +1,7 @@
-"""`build_app`: the bolt `AsyncApp` George runs, with its listeners and one middleware that
+"""`build_app`: the bolt `AsyncApp` George runs, with its listeners, one middleware that
 drops repeated deliveries of an event (same `event_id`: Slack's retries, Socket Mode
-redelivery) after acknowledging them. `SlackSurface` calls it once.
+redelivery) after acknowledging them, and an error handler that answers 400 to a payload bolt
+cannot handle, logged as one line. `SlackSurface` calls it once.
 
 Listeners run before bolt answers Slack (`process_before_response`), so bolt starts no task
 of its own; they only acknowledge and hand the work to `Listeners.work`, which owns it.
@@ -16,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from georgebot.slack import messages
 from georgebot.slack.listeners import Listeners
 from georgebot.slack.pacing import MonotonicTicker, Ticker, TtlSet
 
@@ -48,6 +50,15 @@ def build_app(listeners: Listeners, client: AsyncWebClient, *, signing_secret: s
         await next()
         return resp
 
+    async def unhandled(error: Exception) -> BoltResponse:
+        # Only what Slack delivered gets here (in HTTP mode the gate refuses what it did not
+        # sign), but in a shape bolt's middleware trips on (`"event": "x"`). One line, not a
+        # traceback; that is kept for DEBUG, in case it is George's own listener that failed.
+        log.warning("%s", messages.payload_failed(f"{type(error).__name__}: {error}"))
+        log.debug("the payload bolt could not handle failed here", exc_info=error)
+        return BoltResponse(status=400, body={"error": messages.REFUSED_UNREADABLE})
+
     app.middleware(drop_repeated_events)
+    app.error(unhandled)
     listeners.register(app)
     return app

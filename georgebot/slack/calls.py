@@ -1,5 +1,6 @@
 """The border with the Slack Web API: `call()` awaits one slack-sdk call and turns whatever
-goes wrong (an error answer, a 429, a dropped connection) into `CallFailed`, cause chained.
+goes wrong (an error answer, a 429, a dropped connection) into `CallFailed`, cause chained;
+`reply()` does the same for an answer through a slash command's `response_url`.
 
 The publisher and the listeners branch on `CallFailed.error` and `retry_after`; nothing above
 this module catches slack-sdk's exceptions.
@@ -13,6 +14,7 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from slack_sdk.webhook import WebhookResponse
 
 RATE_LIMITED = "ratelimited"
 CONNECTION = "connection_failed"
@@ -58,3 +60,10 @@ async def call(method: str, pending: Awaitable[AsyncSlackResponse]) -> AsyncSlac
         raise CallFailed(method, error) from e
     except (aiohttp.ClientError, TimeoutError) as e:
         raise CallFailed(method, CONNECTION) from e
+
+
+async def reply(pending: Awaitable[WebhookResponse]) -> WebhookResponse:
+    try:
+        return await pending
+    except (aiohttp.ClientError, TimeoutError) as e:  # a URL that is not one is a ClientError too
+        raise CallFailed("response_url", CONNECTION) from e

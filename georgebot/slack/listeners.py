@@ -23,7 +23,7 @@ from georgebot.engine.service import Decision, Engine, Verdict
 from georgebot.model.views import StatusView
 from georgebot.slack import blocks as render
 from georgebot.slack import commands, messages
-from georgebot.slack.calls import CallFailed, call
+from georgebot.slack.calls import CallFailed, call, reply
 from georgebot.slack.commands import Command
 from georgebot.slack.directory import Directory
 from georgebot.slack.work import Work
@@ -77,6 +77,9 @@ class Listeners:
     async def on_command(self, ack: AsyncAck, command: dict[str, Any],
                          respond: AsyncRespond) -> None:
         await ack()
+        if respond.response_url is None:
+            log.info("%s without a response_url: acknowledged, cannot be answered", COMMAND)
+            return
         parsed = commands.parse(str(command.get("text") or ""))
         user = str(command.get("user_id") or "")
         self.work.spawn(f"{COMMAND} {parsed.verb}", self._command(parsed, user, respond))
@@ -129,7 +132,7 @@ class Listeners:
             shown = render.notice(await self._retry(command.job, user))
         else:
             shown = _help(command)
-        answer = await respond(blocks=shown[0], text=shown[1], response_type="ephemeral")
+        answer = await reply(respond(blocks=shown[0], text=shown[1], response_type="ephemeral"))
         if answer.status_code != 200:
             log.warning("Slack refused the answer to %s: %s %s", COMMAND, answer.status_code,
                         answer.body)

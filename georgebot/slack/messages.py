@@ -7,7 +7,7 @@ untrusted text passed through `mrkdwn.safe`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -445,3 +445,43 @@ def status_fallback(jobs: Iterable[JobView]) -> str:
 
 def when(at: datetime) -> str:
     return date(at)
+
+
+# --- requests refused in HTTP mode (the sender's answer, the operator's log) --------------
+
+REFUSED_UNSIGNED = "not signed: no X-Slack-Signature or X-Slack-Request-Timestamp"
+REFUSED_FORGED = "signature or timestamp not valid"
+REFUSED_CUT_SHORT = "body cut short"
+REFUSED_UNREADABLE = "signed, but not a Slack payload"
+
+
+def payload_failed(error: str) -> str:
+    return f"answered 400 to a signed payload George could not handle ({_one_line(error)})"
+
+
+def refused_too_large(limit: int) -> str:
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if limit % size == 0:
+            return f"body over {limit // size} {unit}"
+    return f"body over {limit} bytes"
+
+
+def request_refused(path: str, remote: str | None, status: int, reason: str, every: float) -> str:
+    return (f"refused a request to {path} from {remote or 'an unknown address'} ({status}: {reason}); "
+            f"further refusals are counted and logged every {_seconds(every)}")
+
+
+def requests_refused(path: str, counts: Mapping[str, int], over: float) -> str:
+    total = sum(counts.values())
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda c: -c[1]))
+    return (f"refused {total} more {'request' if total == 1 else 'requests'} to {path} "
+            f"in the last {_seconds(over)} ({why})")
+
+
+def _one_line(text: str) -> str:
+    """Error text about a payload can quote it: one line, and short, in the log."""
+    return clip(" ".join(text.split()), 200)
+
+
+def _seconds(value: float) -> str:
+    return f"{max(1, round(value))} s"

@@ -3,9 +3,10 @@
 `start()` builds the Web API client (slack-sdk's rate-limit and connection-error retry
 handlers on, `SLACK_API_URL` as its base URL), checks the bot token, starts the card
 publisher and connects: Socket Mode when `SLACK_APP_TOKEN` is set, else HTTP mode when
-`SLACK_SIGNING_SECRET` is set (the runtime mounts `web_routes()` on its server). `close()`
-stops receiving events, cancels what is being handled, stops the publisher and the reaction
-sweep and closes every connection it opened.
+`SLACK_SIGNING_SECRET` is set (the runtime mounts `web_routes()` on its server; a request
+there passes the `EventsGate`, which refuses what Slack did not sign, before bolt parses it).
+`close()` stops receiving events, cancels what is being handled, stops the publisher, the
+reaction sweep and the gate's refusal log, and closes every connection it opened.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Literal
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -31,6 +32,7 @@ from georgebot.engine.service import Engine
 from georgebot.slack.app import build_app
 from georgebot.slack.calls import CallFailed
 from georgebot.slack.directory import Directory, Identity
+from georgebot.slack.gate import EventsGate
 from georgebot.slack.listeners import Listeners
 from georgebot.slack.pacing import MonotonicTicker, Ticker
 from georgebot.slack.publisher import CardPublisher, PublisherSettings
@@ -74,6 +76,9 @@ class SlackSurface:
             reject_reactions=tuple(settings.reject_reactions),
         )
         self._ticker = ticker or MonotonicTicker()
+        secret = settings.slack_signing_secret
+        self.gate = (EventsGate(secret.get_secret_value(), path=EVENTS_PATH, ticker=self._ticker)
+                     if self.mode == "http" and secret is not None else None)
         self._session: aiohttp.ClientSession | None = None
         self._handler: AsyncSocketModeHandler | None = None
         self._started = False
@@ -153,9 +158,16 @@ class SlackSurface:
         return [web.post(EVENTS_PATH, self._handle_http)]
 
     async def _handle_http(self, request: web.Request) -> web.Response:
+        assert self.gate is not None
+        admitted = await self.gate.admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
         if self.app is None:
             raise web.HTTPServiceUnavailable(text="George is not connected to Slack yet")
-        answer = await self.app.async_dispatch(await to_bolt_request(request))
+        try:
+            answer = await self.app.async_dispatch(admitted)
+        except Exception as e:  # bolt catches its listeners' errors; this is bolt failing
+            return self.gate.unhandled(e)
         return await to_aiohttp_response(answer)
 
     async def close(self) -> None:
@@ -178,6 +190,8 @@ class SlackSurface:
             await self.listeners.close()
         if self.publisher is not None:
             await self.publisher.close()
+        if self.gate is not None:
+            await self.gate.close()
         session, self._session = self._session, None
         if session is not None:
             await session.close()

@@ -1,6 +1,8 @@
 """`Work`: the owner of what listeners do after acknowledging an event (Slack wants the ack
 within 3 seconds; engine calls and replies come after). It names, caps, logs and, on `close()`,
-cancels every task it started; `idle()` lets tests wait until nothing is in flight.
+cancels every task it started; `idle()` lets tests wait until nothing is in flight. A call
+Slack refused is logged as one line (`CallFailed` says all there is); anything else with its
+traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import logging
 from collections.abc import Coroutine
 from contextlib import suppress
 from typing import Any
+
+from georgebot.slack.calls import CallFailed
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ class Work:
                 await job
         except asyncio.CancelledError:
             raise
+        except CallFailed as e:
+            log.warning("handling %s failed: %s", name, e)
         except Exception:
             log.exception("handling %s failed", name)
         finally:

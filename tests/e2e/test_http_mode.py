@@ -86,3 +86,22 @@ async def test_signed_events_are_answered_and_forged_ones_refused(george: tuple[
     reply = await slack.wait_for(lambda: [m for m in slack.replies(channel, "1795550000.000100")
                                           if "http-job" in (m.text or "") + json.dumps(m.blocks or [])])
     assert reply
+
+
+async def test_the_requests_that_once_got_500_get_401_and_write_no_traceback(
+        george: tuple[str, LocalSlack], caplog: pytest.LogCaptureFixture) -> None:
+    url, _ = george
+    stamp = str(int(time.time()))
+    requests = [
+        ("{not json", {"Content-Type": "application/json"}),
+        ("[1, 2, 3]", {"Content-Type": "application/json"}),
+        ("{}", {"Content-Type": "application/json", "X-Slack-Request-Timestamp": "not-a-number",
+                "X-Slack-Signature": "v0=" + "0" * 64}),
+        ("[1]", {**signed("[1]", "a-guess"), "X-Slack-Request-Timestamp": stamp}),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for body, headers in requests:
+            async with http.post(f"{url}/slack/events", data=body, headers=headers) as answer:
+                assert answer.status == 401, body
+    assert not [r for r in caplog.records if r.exc_info or r.name == "aiohttp.server"]
+    assert len([r for r in caplog.records if r.name == "georgebot.slack.gate"]) == 1
