@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -30,6 +31,7 @@ from georgebot.devslack import LocalSlack
 from georgebot.engine import planning
 from georgebot.engine.ports import Clock, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
+from georgebot.engine.syncing import in_daemon_thread
 from georgebot.errors import ConfigError, StoreBusy
 from georgebot.manifests.source import ManifestSource
 from georgebot.model.attempts import Replica
@@ -289,7 +291,19 @@ async def run_bot(settings: Settings, *, announce: Callable[[str], None] = print
         loop.add_signal_handler(signum, stop.set)
     george = George(settings)
     try:
-        await asyncio.to_thread(george.source.sync)  # an unusable repository stops us here, exit 2
+        # An unusable repository stops us here (exit 2); a remote that never answers does not
+        # hold up SIGTERM, and the thread it hangs in does not hold up the exit.
+        first = in_daemon_thread(george.source.sync, name="george-first-sync")
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([first, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not first.done():
+            first.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody waits now
+            log.warning("stopped before the first Git sync of %s finished", settings.repo)
+            return
+        first.result()
         async with local_slack(settings) as (connected, local):
             surface = SlackSurface(connected, george.engine)
             server = await _http_server(settings, george, surface)

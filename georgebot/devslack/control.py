@@ -3,7 +3,8 @@
 `GET /local/api/state` is the workspace as JSON (see `shapes.state_json`) plus the app's
 connection count; `GET /local/api/calls` lists recent Web API calls; `POST /local/api/faults`
 takes `{"rate_limit": {"method", "calls", "retry_after"}}` and/or
-`{"disconnect": true, "graceful": false}`.
+`{"disconnect": true, "graceful": false}`. Like the rest of `/local/api/`, only the page (or a
+client holding its cookie) may call them: `Guard` checks first.
 """
 
 from __future__ import annotations

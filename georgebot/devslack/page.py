@@ -2,13 +2,16 @@
 
 `Page` serves `static/` (no build step) and `/local/live`, a websocket on which every open page
 hears `{"type": "changed", "version": N}` after each change and then refetches
-`/local/api/state`. Permalinks (`/archives/C…/p…`) open the page at that message.
+`/local/api/state`. Loading `/` (or `/local/session`, which the page calls when George restarted)
+hands the page this start's token as a cookie (`Guard.grant`). Permalinks (`/archives/C…/p…`)
+open the page at that message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -18,13 +21,15 @@ STATIC = Path(__file__).parent / "static"
 
 
 class Page:
-    def __init__(self) -> None:
+    def __init__(self, *, grant: Callable[[web.StreamResponse], None]) -> None:
+        self._grant = grant
         self._sockets: dict[web.WebSocketResponse, asyncio.Event] = {}
         self.version = 0
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
             web.get("/", self._index),
+            web.get("/local/session", self._session),
             web.get("/local/live", self._live),
             web.get("/archives/{channel}/p{stamp:[0-9]+}", self._permalink),
             web.static("/static", STATIC),
@@ -36,7 +41,14 @@ class Page:
             dirty.set()
 
     async def _index(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "index.html")
+        response = web.FileResponse(STATIC / "index.html")
+        self._grant(response)
+        return response
+
+    async def _session(self, request: web.Request) -> web.Response:
+        response = web.Response(status=204)
+        self._grant(response)
+        return response
 
     async def _permalink(self, request: web.Request) -> web.Response:
         stamp = request.match_info["stamp"]

@@ -3,7 +3,7 @@
 `People` posts messages (turning `@george` into a mention and `/george …` into a slash
 command, as the Slack client does), adds and removes reactions, runs slash commands, opens the
 App Home and clicks buttons; each action changes the `Workspace` and delivers the events Slack
-would. `routes()` exposes the same actions under `/local/api/`.
+would. `routes()` exposes the same actions under `/local/api/`, to the page (`Guard` checks).
 """
 
 from __future__ import annotations
@@ -339,11 +339,9 @@ class _Body:
 async def _answer(
     request: web.Request, act: Callable[[_Body], Awaitable[JSON]]
 ) -> web.Response:
+    # JSON only (`Guard` refuses anything else): a form can be posted from any web page.
     try:
-        if request.content_type == "application/json":
-            data = await request.json()
-        else:
-            data = dict(await request.post())
+        data = await request.json()
     except json.JSONDecodeError:
         return web.json_response({"ok": False, "error": "invalid_json"}, status=400)
     if not isinstance(data, dict):

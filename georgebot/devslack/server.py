@@ -1,29 +1,33 @@
 """`LocalSlack`, the owner object: one aiohttp server with the Web API, Socket Mode, the page.
 
 `runtime.py` (or a test) builds it, `await start()`s it and `await close()`s it; everything the
-emulator runs in the background (connections, redelivery timers, saving state) ends there.
-It also acts as people (`post_as`, `react`, `slash`, `open_home`, `click`) and waits for
-conditions (`wait_for`) so tests never sleep. `serve()` runs it alone until cancelled.
+emulator runs in the background (connections, redelivery timers, the journal's writer) ends
+there. It is for one person on one machine: `Guard` refuses other hosts, origins and tokenless
+callers, and no request is answered before what it changed is on disk (`Journal`). It also acts
+as people (`post_as`, `react`, `slash`, `open_home`, `click`) and waits for conditions
+(`wait_for`) so tests never sleep. `serve()` runs it alone until cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from georgebot.devslack.control import Control
 from georgebot.devslack.events import DEFAULT_EVENTS, EventSource
 from georgebot.devslack.faults import Faults
+from georgebot.devslack.guard import WILDCARD_HOSTS, Guard
+from georgebot.devslack.journal import Journal
 from georgebot.devslack.page import Page
 from georgebot.devslack.people import DEFAULT_COMMANDS, People, SlashCommand
 from georgebot.devslack.responses import ResponseUrls
@@ -32,22 +36,19 @@ from georgebot.devslack.shapes import state_json
 from georgebot.devslack.socket import Delivery, SocketHub
 from georgebot.devslack.state import JSON, Ephemeral, HomeView, Message, Workspace
 from georgebot.devslack.webapi import ApiCall, WebApi
-from georgebot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-BOT_TOKEN = "xoxb-devslack-george"
-APP_TOKEN = "xapp-devslack-george"
-_WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
+
+def new_token(prefix: str) -> str:
+    """A token for this start only, shaped as Slack's (`xoxb-…`, `xapp-…`)."""
+    return f"{prefix}-devslack-{secrets.token_hex(16)}"
 
 
 class LocalSlack:
     """A small Slack on `host:port`: `/api/` for slack-sdk, `/socket` for Socket Mode, `/`."""
-
-    bot_token = BOT_TOKEN
-    app_token = APP_TOKEN
 
     def __init__(
         self,
@@ -61,12 +62,24 @@ class LocalSlack:
         events: Iterable[str] = DEFAULT_EVENTS,
         commands: Iterable[str] = DEFAULT_COMMANDS,
         clock: Callable[[], float] = time.time,
+        bot_token: str | None = None,
+        app_token: str | None = None,
+        page_token: str | None = None,
+        compact_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.host = host
         self._requested_port = port
         self._port: int | None = None
-        self._state_file = Path(state_file) if state_file is not None else None
+        self.bot_token = bot_token or new_token("xoxb")
+        """What George's slack-sdk authenticates with (`Authorization: Bearer xoxb-…`)."""
+        self.app_token = app_token or new_token("xapp")
+        """What Socket Mode's `apps.connections.open` takes."""
+        self.guard = Guard(host=host, port=lambda: self.port, token=page_token)
         self.state = Workspace(seed, clock=clock)
+        self.journal = (
+            Journal(self.state, Path(state_file), compact_bytes=compact_bytes)
+            if state_file is not None else None
+        )
         self._changed = asyncio.Event()
         self.faults = Faults()
         self.hub = SocketHub(
@@ -77,27 +90,26 @@ class LocalSlack:
         self.responses = ResponseUrls(self.state, self.events, lambda: self.url)
         self.api = WebApi(
             self.state, events=self.events, hub=self.hub, faults=self.faults,
-            base_url=lambda: self.url,
+            base_url=lambda: self.url, bot_token=self.bot_token, app_token=self.app_token,
         )
         self.people = People(
             self.state, events=self.events, hub=self.hub, responses=self.responses,
             commands=commands,
         )
-        self.page = Page()
+        self.page = Page(grant=self.guard.grant)
         self._runner: web.AppRunner | None = None
-        self._saver: asyncio.Task[None] | None = None
-        self._dirty = asyncio.Event()
         self.state.listeners.append(self._on_change)
-        self.state.listeners.append(self._dirty.set)
 
     # -- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._runner is not None:
             raise RuntimeError("LocalSlack is already started")
-        if self._state_file is not None:
-            self._load_state_file(self._state_file)
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+        if self.journal is not None:
+            self.journal.open()
+        app = web.Application(
+            client_max_size=8 * 1024 * 1024, middlewares=[self.guard.middleware, self._durable],
+        )
         app.add_routes([
             web.route("*", "/api/{method}", self.api.handle),
             web.get("/socket", self.hub.handle),
@@ -113,26 +125,35 @@ class LocalSlack:
             await web.TCPSite(runner, self.host, self._requested_port).start()
         except BaseException:
             await runner.cleanup()
+            if self.journal is not None:
+                await self.journal.close()
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
-        if self._state_file is not None:
-            self._saver = asyncio.create_task(self._save_changes(), name="devslack-save-state")
+        if self.journal is not None:
+            self.journal.start()
         log.info("local Slack listening on %s", self.url)
 
     async def close(self) -> None:
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        if self._saver is not None:
-            self._saver.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._saver
-            self._saver = None
-            self._save()
         await self.hub.close()
         await self.page.close()
-        await runner.cleanup()
+        await runner.cleanup()  # answers in flight wait for the journal, which still runs
+        if self.journal is not None:
+            await self.journal.close()
+
+    @web.middleware
+    async def _durable(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answers only once what the request changed is on disk (a SIGKILL loses nothing)."""
+        response = await handler(request)
+        if self.journal is not None and not response.prepared:
+            try:
+                await self.journal.sync()
+            except Exception:  # the journal logged it; the caller must not take it as done
+                return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+        return response
 
     async def __aenter__(self) -> LocalSlack:
         await self.start()
@@ -155,7 +176,7 @@ class LocalSlack:
     @property
     def url(self) -> str:
         """The page and the base of every other URL, such as `http://127.0.0.1:3000`."""
-        host = "127.0.0.1" if self.host in _WILDCARD_HOSTS else self.host
+        host = "127.0.0.1" if self.host in WILDCARD_HOSTS else self.host
         return f"http://{host}:{self.port}"
 
     @property
@@ -268,37 +289,6 @@ class LocalSlack:
         """Drops the app's Socket Mode connections; returns how many there were."""
         return self.hub.disconnect(graceful=graceful)
 
-    # -- persistence ---------------------------------------------------------------------
-
-    def _load_state_file(self, path: Path) -> None:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return
-        try:
-            self.state.load(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ConfigError(
-                f"the local Slack cannot read its state file {path}: {e}; "
-                "delete it to start from the demo workspace again"
-            ) from e
-
-    async def _save_changes(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            try:
-                self._save()
-            except OSError:
-                log.exception("could not save the local Slack's state to %s", self._state_file)
-            await asyncio.sleep(0.2)  # coalesce bursts of changes into one write
-
-    def _save(self) -> None:
-        if self._state_file is None:
-            return
-        tmp = self._state_file.with_name(self._state_file.name + ".tmp")
-        tmp.write_text(json.dumps(self.state.dump(), indent=1), encoding="utf-8")
-        os.replace(tmp, self._state_file)
-
 
 async def serve(
     host: str = "127.0.0.1",
@@ -308,8 +298,11 @@ async def serve(
     state_file: str | os.PathLike[str] | None = None,
     on_ready: Callable[[LocalSlack], None] | None = None,
 ) -> None:
-    """Runs the local Slack alone until cancelled (`georgebot local-slack`)."""
+    """Runs the local Slack alone until cancelled (`georgebot local-slack`); logs its tokens,
+    which another process needs to connect as the app."""
     async with LocalSlack(host=host, port=port, seed=seed, state_file=state_file) as slack:
+        log.info("connect an app with SLACK_API_URL=%s SLACK_BOT_TOKEN=%s SLACK_APP_TOKEN=%s",
+                 slack.api_url, slack.bot_token, slack.app_token)
         if on_ready is not None:
             on_ready(slack)
         await asyncio.Event().wait()

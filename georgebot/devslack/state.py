@@ -3,14 +3,14 @@
 `Workspace` owns users, groups, channels, messages (with threads and reactions), ephemeral
 messages and App Home views, and tells its listeners after every change. It knows nothing of
 HTTP or Socket Mode: `webapi`, `people` and `responses` mutate it; `shapes` renders it the way
-Slack's API does.
+Slack's API does; `journal` saves it (`dump`, and `take_changes` for what changed since).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,9 @@ class Workspace:
         self._index: dict[tuple[str, str], Message] = {}
         self.ephemerals: list[Ephemeral] = []
         self.home: dict[str, HomeView] = {}
+        self.tracking = False
+        """When True (a journal is attached), mutations remember what they touched."""
+        self._touched: dict[tuple[str, ...], None] = {}
         self._seed(seed)
 
     def _seed(self, seed: Seed) -> None:
@@ -154,6 +157,36 @@ class Workspace:
         self.version += 1
         for listener in list(self.listeners):
             listener()
+
+    def _touch(self, *key: str) -> None:
+        if self.tracking:
+            self._touched[key] = None
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self._touched)
+
+    def take_changes(self) -> list[JSON]:
+        """What changed since the last call, as journal records `apply_change` replays: each
+        touched channel, message (or its deletion), ephemeral and Home view as it is now."""
+        touched, self._touched = self._touched, {}
+        records: list[JSON] = []
+        for kind, *ids in touched:
+            if kind == "channel" and ids[0] in self.channels:
+                records.append({"channel": dataclasses.asdict(self.channels[ids[0]])})
+            elif kind == "message":
+                message = self.message(ids[0], ids[1])
+                if message is None:
+                    records.append({"deleted": {"channel": ids[0], "ts": ids[1]}})
+                else:
+                    records.append({"message": dataclasses.asdict(message)})
+            elif kind == "ephemeral":
+                found = next((e for e in reversed(self.ephemerals) if e.ts == ids[0]), None)
+                if found is not None:
+                    records.append({"ephemeral": dataclasses.asdict(found)})
+            elif kind == "home" and ids[0] in self.home:
+                records.append({"home": dataclasses.asdict(self.home[ids[0]])})
+        return records
 
     def next_ts(self) -> str:
         """A fresh message timestamp: Slack's `seconds.micros`, strictly increasing."""
@@ -206,6 +239,7 @@ class Workspace:
         )
         self.channels[channel_id] = ch
         self.messages[channel_id] = []
+        self._touch("channel", channel_id)
         self.changed()
         return ch
 
@@ -261,8 +295,10 @@ class Workspace:
             parent = self.message(channel.id, thread_ts)
             if parent is not None and parent.thread_ts is None:
                 parent.thread_ts = parent.ts
+                self._touch("message", channel.id, parent.ts)
         self.messages.setdefault(channel.id, []).append(message)
         self._index[(channel.id, message.ts)] = message
+        self._touch("message", channel.id, message.ts)
         self.changed()
         return message
 
@@ -277,12 +313,14 @@ class Workspace:
         if blocks is not None:
             message.blocks = with_block_ids(blocks, edited_ts) if blocks else None
         message.edited = {"user": editor, "ts": edited_ts}
+        self._touch("message", message.channel, message.ts)
         self.changed()
         return previous
 
     def delete_message(self, message: Message) -> None:
         self.messages[message.channel].remove(message)
         del self._index[(message.channel, message.ts)]
+        self._touch("message", message.channel, message.ts)
         self.changed()
 
     def add_reaction(self, message: Message, name: str, user: str) -> bool:
@@ -290,6 +328,7 @@ class Workspace:
         if user in users:
             return False
         users.append(user)
+        self._touch("message", message.channel, message.ts)
         self.changed()
         return True
 
@@ -300,6 +339,7 @@ class Workspace:
         users.remove(user)
         if not users:
             del message.reactions[name]
+        self._touch("message", message.channel, message.ts)
         self.changed()
         return True
 
@@ -315,6 +355,7 @@ class Workspace:
     ) -> Ephemeral:
         ephemeral = Ephemeral(user, channel.id, self.next_ts(), text, blocks, thread_ts, sender)
         self.ephemerals.append(ephemeral)
+        self._touch("ephemeral", ephemeral.ts)
         self.changed()
         return ephemeral
 
@@ -322,6 +363,7 @@ class Workspace:
         if user_id in channel.members:
             return False
         channel.members.append(user_id)
+        self._touch("channel", channel.id)
         self.changed()
         return True
 
@@ -330,6 +372,7 @@ class Workspace:
         view_id = current.id if current else self.next_id("V0")
         home = HomeView(view_id, user_id, view, hash=self.next_ts())
         self.home[user_id] = home
+        self._touch("home", user_id)
         self.changed()
         return home
 
@@ -338,7 +381,6 @@ class Workspace:
     def dump(self) -> JSON:
         """Everything but the seed's bot identity and team, which the constructor sets."""
         return {
-            "format": 1,
             "users": [dataclasses.asdict(u) for u in self.users.values()],
             "groups": [dataclasses.asdict(g) for g in self.groups.values()],
             "channels": [dataclasses.asdict(c) for c in self.channels.values()],
@@ -347,24 +389,45 @@ class Workspace:
             "home": [dataclasses.asdict(h) for h in self.home.values()],
         }
 
-    def load(self, data: JSON) -> None:
-        """Replaces people, channels and history with a `dump()`, keeping the seed's identity."""
+    def load(self, data: JSON, changes: Iterable[JSON] = ()) -> None:
+        """Replaces people, channels and history with a `dump()` and the `take_changes()`
+        records made after it, in order, keeping the seed's identity."""
         self.users = {u["id"]: User(**u) for u in data["users"]}
         self.groups = {g["id"]: Group(**g) for g in data["groups"]}
         self.channels = {c["id"]: Channel(**c) for c in data["channels"]}
-        self.messages = {channel_id: [] for channel_id in self.channels}
-        self._index = {}
-        for raw in data["messages"]:
-            message = Message(**raw)
-            self.messages.setdefault(message.channel, []).append(message)
-            self._index[(message.channel, message.ts)] = message
-        for messages in self.messages.values():
-            messages.sort(key=lambda m: ts_key(m.ts))
-        self.ephemerals = [Ephemeral(**e) for e in data["ephemerals"]]
+        index = {(m.channel, m.ts): m for m in (Message(**raw) for raw in data["messages"])}
+        ephemerals = {e.ts: e for e in (Ephemeral(**raw) for raw in data["ephemerals"])}
         self.home = {h["user"]: HomeView(**h) for h in data["home"]}
+        for record in changes:
+            if "channel" in record:
+                channel = Channel(**record["channel"])
+                self.channels[channel.id] = channel
+            elif "message" in record:
+                message = Message(**record["message"])
+                index[(message.channel, message.ts)] = message
+            elif "deleted" in record:
+                index.pop((record["deleted"]["channel"], record["deleted"]["ts"]), None)
+            elif "ephemeral" in record:
+                ephemeral = Ephemeral(**record["ephemeral"])
+                ephemerals[ephemeral.ts] = ephemeral
+            elif "home" in record:
+                home = HomeView(**record["home"])
+                self.home[home.user] = home
+            else:
+                raise KeyError(f"unknown change {sorted(record)}")
+        self.messages = {channel_id: [] for channel_id in self.channels}
+        for message in sorted(index.values(), key=lambda m: ts_key(m.ts)):
+            self.messages.setdefault(message.channel, []).append(message)
+        self._index = index
+        self.ephemerals = sorted(ephemerals.values(), key=lambda e: ts_key(e.ts))
+        self._touched = {}
         stamps = [ts_key(m.ts) for m in self.all_messages()]
+        stamps += [ts_key(m.edited["ts"]) for m in self.all_messages() if m.edited]
         stamps += [ts_key(e.ts) for e in self.ephemerals]
+        stamps += [ts_key(h.hash) for h in self.home.values()]
         self._last_micros = max([self._last_micros, *stamps])
+        ids = [int(h.id[2:]) for h in self.home.values() if h.id[2:].isdigit()]
+        self._counter = max([self._counter, *ids])
         self.changed()
 
 

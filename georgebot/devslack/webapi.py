@@ -1,8 +1,8 @@
 """The Web API at `/api/<method>`: the methods George calls, answered as Slack answers them.
 
-`WebApi.handle` reads arguments from the query, a form or a JSON body, checks the token
-(`xoxb-` for the bot, `xapp-` for `apps.connections.open`), applies injected 429s, and calls
-one method function. Each method checks its arguments the way Slack does (an absent required
+`WebApi.handle` reads arguments from the query, a form or a JSON body, checks the token (this
+start's bot token, or its app token for `apps.connections.open`), applies injected 429s and
+calls one method function. Each method checks its arguments the way Slack does (an absent required
 argument is `invalid_arguments`; one that names nothing is `channel_not_found`,
 `message_not_found`, ...), mutates the `Workspace` and has the `EventSource` tell the app.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import logging
 from collections import deque
@@ -40,8 +41,6 @@ from georgebot.devslack.state import JSON, Channel, Message, Workspace, ts_key
 
 log = logging.getLogger(__name__)
 
-BOT_TOKEN_PREFIX = "xoxb-"
-APP_TOKEN_PREFIX = "xapp-"
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 _CHANNEL_TYPES = frozenset({"public_channel", "private_channel", "mpim", "im"})
 
@@ -124,8 +123,12 @@ class WebApi:
         hub: SocketHub,
         faults: Faults,
         base_url: Callable[[], str],
+        bot_token: str,
+        app_token: str,
     ) -> None:
         self.ws = ws
+        self._bot_token = bot_token
+        self._app_token = app_token
         self.events = events
         self.hub = hub
         self.faults = faults
@@ -205,10 +208,11 @@ class WebApi:
             raise ApiError("unknown_method")
         if not token:
             raise ApiError("not_authed")
-        wanted = APP_TOKEN_PREFIX if method in _APP_TOKEN_METHODS else BOT_TOKEN_PREFIX
-        if not token.startswith((BOT_TOKEN_PREFIX, APP_TOKEN_PREFIX)):
+        is_bot = hmac.compare_digest(token.encode(), self._bot_token.encode())
+        is_app = hmac.compare_digest(token.encode(), self._app_token.encode())
+        if not (is_bot or is_app):
             raise ApiError("invalid_auth")
-        if not token.startswith(wanted):
+        if is_app != (method in _APP_TOKEN_METHODS):
             raise ApiError("not_allowed_token_type")
         return Call(method, args, token)
 

@@ -68,7 +68,7 @@ class SyncHealth:
         return {"ok": self.error is None, "age_s": age, "error": self.error}
 
 
-def _in_daemon_thread(fn: Callable[[], T], *, name: str) -> asyncio.Future[T]:
+def in_daemon_thread(fn: Callable[[], T], *, name: str) -> asyncio.Future[T]:
     """`fn()` in a daemon thread: a call stuck forever neither blocks the event loop nor
     George's exit (asyncio's default executor is joined at exit)."""
     loop = asyncio.get_running_loop()
@@ -135,7 +135,7 @@ class GitSync:
                 self.health = self.health.stuck(time.monotonic(), self.deadline)
                 return None
             if self._running is None:  # else one that was stuck has finished: its result counts
-                self._running = _in_daemon_thread(self.source.sync, name="george-git-sync")
+                self._running = in_daemon_thread(self.source.sync, name="george-git-sync")
             try:
                 async with asyncio.timeout(self.deadline):
                     snapshot = await asyncio.shield(self._running)

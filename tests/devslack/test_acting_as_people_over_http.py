@@ -12,12 +12,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from georgebot.devslack import LocalSlack, Message
 from georgebot.errors import ConfigError
-from tests.devslack.support import ALEX, GEORGE_CHANNEL, PAT, SAM
+from tests.devslack.support import ALEX, GEORGE_CHANNEL, PAT, SAM, as_the_page
 
 
 @pytest.fixture
 async def http(slack: LocalSlack) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=slack.url) as session:
+    async with as_the_page(slack) as session:
         yield session
 
 

@@ -90,3 +90,43 @@ async def test_an_approver_approves_a_card_with_a_click(
             await page.screenshot(path=str(ARTIFACTS / "devslack-page.png"))
         finally:
             await browser.close()
+
+
+async def test_an_open_page_keeps_working_when_the_local_slack_restarts(tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    expect.set_options(timeout=15_000)
+    state_file = tmp_path / "local-slack.json"
+    first = LocalSlack(port=0, state_file=state_file)
+    await first.start()
+    port = first.port
+    try:
+        client = AsyncWebClient(token=first.bot_token, base_url=first.api_url)
+        posted = await client.chat_postMessage(channel=GEORGE_CHANNEL, text="approve me")
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            )
+            try:
+                page = await browser.new_page()
+                page.set_default_timeout(15_000)
+                await page.goto(f"{first.url}/?as={ALEX}&channel={GEORGE_CHANNEL}")
+                message = page.locator(f'[data-ts="{posted["ts"]}"]')
+                await expect(message).to_contain_text("approve me")
+
+                # George restarts: a new page token; the page still holds the old one.
+                await first.close()
+                async with LocalSlack(port=port, state_file=state_file) as second:
+                    assert second.guard.token != first.guard.token
+                    await message.get_by_test_id("react-white_check_mark").click()
+                    await second.wait_for(
+                        lambda: second.messages(GEORGE_CHANNEL)[0].reactions
+                        == {"white_check_mark": [ALEX]}
+                    )
+                    await expect(message.get_by_test_id("reaction-white_check_mark")).to_contain_text(
+                        "1"
+                    )
+            finally:
+                await browser.close()
+    finally:
+        await first.close()

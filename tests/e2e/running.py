@@ -1,8 +1,10 @@
 """`georgebot run` as a real process with nothing configured, driven through the local
-Slack's HTTP interface (`/local/api/...`), as a person at the page would."""
+Slack's HTTP interface (`/local/api/...`), as a person at the page would: `page` loads the page
+first and keeps its cookie, this start's token, which the local Slack requires."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import queue
@@ -14,7 +16,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,16 +36,23 @@ class RunningGeorge:
     lines: queue.Queue[str]
     stderr: list[str]
     readers: list[threading.Thread]
+    page: urllib.request.OpenerDirector = field(default_factory=lambda: urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())))
+
+    def open_page(self) -> None:
+        """Loads the page as a browser does, which hands `page` the token in a cookie."""
+        with self.page.open(f"{self.slack_url}/", timeout=5) as r:
+            assert r.status == 200
 
     def state(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.slack_url}/local/api/state", timeout=5) as r:
+        with self.page.open(f"{self.slack_url}/local/api/state", timeout=5) as r:
             return dict(json.load(r))
 
     def act(self, what: str, **body: Any) -> dict[str, Any]:
         request = urllib.request.Request(
             f"{self.slack_url}/local/api/{what}", data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(request, timeout=5) as r:
+        with self.page.open(request, timeout=5) as r:
             return dict(json.load(r))
 
     def until(self, predicate: Callable[[dict[str, Any]], T | None], *, within: float = 30) -> T:
@@ -95,6 +104,7 @@ def start_george(workdir: Path, home: Path) -> RunningGeorge:
         running.stop()
         raise AssertionError("georgebot run said nothing; stderr:\n" + "".join(stderr)) from None
     assert f"http://127.0.0.1:{slack_port}" in first, first
+    running.open_page()
     return running
 
 

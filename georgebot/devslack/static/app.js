@@ -1,5 +1,7 @@
 // The local Slack's page: renders GET /local/api/state, acts as the chosen person through
 // /local/api/*, and refetches whenever /local/live says something changed. No build step.
+// Loading the page set this start's token as an HttpOnly cookie, which the browser sends with
+// these same-origin calls; after George restarts, /local/session hands out the new one.
 "use strict";
 
 const EMOJI = {
@@ -399,6 +401,18 @@ function saveLocation() {
 let loading = null;
 let again = false;
 
+async function session() {
+  await fetch("/local/session", { cache: "no-store" });
+}
+
+// A same-origin call; on 401 (George restarted: a new token) it gets the new token once.
+async function call(path, options = {}) {
+  const response = await fetch(path, options);
+  if (response.status !== 401) return response;
+  await session();
+  return fetch(path, options);
+}
+
 async function load() {
   if (loading) {
     again = true;
@@ -407,7 +421,8 @@ async function load() {
   loading = (async () => {
     do {
       again = false;
-      const response = await fetch("/local/api/state");
+      const response = await call("/local/api/state");
+      if (!response.ok) throw new Error(`the local Slack answered ${response.status}`);
       ui.state = await response.json();
       render();
     } while (again);
@@ -420,7 +435,7 @@ async function load() {
 }
 
 async function act(path, body) {
-  const response = await fetch(`/local/api/${path}`, {
+  const response = await call(`/local/api/${path}`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ user: ui.user, ...body }),
@@ -434,7 +449,7 @@ async function act(path, body) {
 function live() {
   const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/local/live`);
   socket.onmessage = () => { load(); };
-  socket.onclose = () => { setTimeout(live, 1000); };
+  socket.onclose = () => { setTimeout(() => session().catch(() => {}).finally(live), 1000); };
 }
 
 async function send(textarea, errorBox, threadTs) {
