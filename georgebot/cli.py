@@ -24,8 +24,9 @@ import click
 from pydantic import ValidationError
 
 from georgebot import __version__
-from georgebot.config import Settings, environment_secrets
+from georgebot.config import Settings, environment_limits, environment_secrets
 from georgebot.errors import ConfigError, InputError, TemporaryError
+from georgebot.manifests.limits import Limits
 from georgebot.manifests.schema import schema_text
 from georgebot.manifests.snapshot import Snapshot
 from georgebot.manifests.source import ManifestSource, find_root, load_worktree
@@ -111,11 +112,12 @@ def validate(settings: Settings, as_json: bool, worktree: bool) -> None:
     Prints `file:line: kind/name: message` for each error and exits 1 when any manifest is
     invalid; prints a one-line summary and exits 0 when all are valid.
     """
+    limits = Limits.from_environment(environment_limits())
     if worktree:
         root = find_root(settings.repo)
-        snapshot = load_worktree(root, settings.path, settings.default_channel)
+        snapshot = load_worktree(root, settings.path, settings.default_channel, limits)
     else:
-        with ManifestSource.from_settings(settings) as source:
+        with ManifestSource.from_settings(settings, limits=limits) as source:
             snapshot = source.sync()
     for warning in snapshot.warnings:
         click.echo(f"warning: {warning}", err=True)

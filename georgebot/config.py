@@ -148,3 +148,11 @@ def environment_secrets() -> dict[str, str]:
     """George's `GEORGE_SECRET_NAME` variables, by NAME: values steps may be granted."""
     return {k[len(SECRET_PREFIX):]: v for k, v in os.environ.items()
             if k.startswith(SECRET_PREFIX) and len(k) > len(SECRET_PREFIX)}
+
+
+LIMIT_PREFIX = "GEORGE_LIMIT_"
+
+
+def environment_limits() -> dict[str, str]:
+    """The `GEORGE_LIMIT_<NAME>` variables that raise or lower the manifests' budgets."""
+    return {k: v for k, v in os.environ.items() if k.startswith(LIMIT_PREFIX)}

@@ -26,13 +26,14 @@ from georgebot import __version__
 from georgebot.agents import Executor, ShellRunner, StepRunner
 from georgebot.agents.keeper import this_host
 from georgebot.agents.sandbox import Sandbox
-from georgebot.config import Settings, environment_secrets
+from georgebot.config import Settings, environment_limits, environment_secrets
 from georgebot.devslack import LocalSlack
 from georgebot.engine import planning
 from georgebot.engine.ports import Clock, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
 from georgebot.engine.syncing import in_daemon_thread
 from georgebot.errors import ConfigError, StoreBusy
+from georgebot.manifests.limits import Limits
 from georgebot.manifests.source import ManifestSource
 from georgebot.model.attempts import Replica
 from georgebot.secrets import MaskingFilter, Secrets
@@ -84,6 +85,7 @@ def manifest_source(settings: Settings) -> ManifestSource:
         path=settings.path,
         home=settings.home.resolve(),
         default_channel=settings.default_channel,
+        limits=Limits.from_environment(environment_limits()),
     )
 
 
@@ -336,7 +338,8 @@ async def _http_server(settings: Settings, george: George, surface: SlackSurface
         info = george.sandbox.info
         return web.json_response({"ok": ready, "slack": surface.ready, "synced": synced,
                                   "database": {"writable": writable}, "reasons": reasons,
-                                  "sandbox": {"kind": info.kind, "detail": info.detail}},
+                                  "sandbox": {"kind": info.kind, "detail": info.detail},
+                                  "sync": george.engine.git.health.to_json(time.monotonic())},
                                  status=200 if ready else 503)
 
     app = web.Application()

@@ -10,7 +10,7 @@ import json
 
 from georgebot import errors
 from georgebot.engine.ports import StepTask
-from georgebot.model.specs import AgentSpec
+from georgebot.model.specs import DEFAULT_PORTS, AgentSpec, host_grant
 
 _FIELDS = {"shell": "commands", "http": "hosts", "slack": "channels"}
 
@@ -30,12 +30,29 @@ def require_agent(task: StepTask) -> AgentSpec:
     )
 
 
-def missing(agent: AgentSpec, kind: str, item: str, verb: str) -> errors.CapabilityMissing:
-    """`missing(agent, "shell", "tools/x", "run")` → CapabilityMissing("shell: tools/x", ...)."""
+def missing(
+    agent: AgentSpec, kind: str, item: str, verb: str, *, note: str = ""
+) -> errors.CapabilityMissing:
+    """`missing(agent, "shell", "tools/x", "run")` → CapabilityMissing("shell: tools/x", ...).
+    `note` is said after the grant to add (why what is granted does not cover `item`)."""
     grant = f"- {kind}: {{{_FIELDS[kind]}: [{json.dumps(item)}]}}"
     return errors.CapabilityMissing(
         f"{kind}: {item}",
         f"agent {agent.metadata.name} may not {verb} {item}: "
-        f"add `{grant}` to the capabilities of AgentSpec {agent.metadata.name}",
+        f"add `{grant}` to the capabilities of AgentSpec {agent.metadata.name}"
+        + (f" ({note})" if note else ""),
     )
 
+
+def require_origin(agent: AgentSpec, scheme: str, host: str, port: int | None) -> None:
+    """An `http` request to scheme://host:port needs a grant of that host on that port; a grant
+    naming no port allows the scheme's default one only (DESIGN.md, "George's own server")."""
+    if agent.spec.allows_host(host, port, scheme):
+        return
+    item = host_grant(host, port, scheme)
+    note = ""
+    if agent.spec.allows_host(host):  # granted, on other ports
+        shown = port if port is not None else DEFAULT_PORTS.get(scheme)
+        note = (f"what it is granted for {host} does not cover port {shown}: a grant without a "
+                f"port allows only the default port of {scheme}, {DEFAULT_PORTS.get(scheme)}")
+    raise missing(agent, "http", item, "call", note=note)

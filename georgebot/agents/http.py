@@ -3,13 +3,18 @@
 `StepRunner` (dispatch.py) owns one `HttpRunner`, starts it (its single aiohttp session) and
 closes it; it calls `run` once per attempt. aiohttp's errors are translated here: anything
 that says "try later" (no connection, 429, 5xx) is a TemporaryError; an answer that is not
-what the step expects fails the attempt with `UnexpectedResponse`.
+what the step expects fails the attempt with `UnexpectedResponse`. A request that cannot be
+sent as written (a header or URL with a line break or another control character) fails it as
+final, with `InvalidInput`. Every hop of a redirect needs a grant of its origin (scheme, host
+and port), and credentials never follow a redirect to another origin. URLs in messages and
+notes have their credentials redacted (`model/urls.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -26,9 +31,15 @@ from georgebot.config import format_duration
 from georgebot.engine.ports import Clock, Done, StepRecorder, StepTask, SystemClock, seconds
 from georgebot.model.specs import AgentSpec, HttpCheck
 from georgebot.model.status import Reason
+from georgebot.model.urls import is_credential, redact, redact_text, secrets_in
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CREDENTIALS = ("Authorization", "Cookie", "Proxy-Authorization")
+INVALID_INPUT = "InvalidInput"
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # a header name (RFC 9110 token)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a horizontal tab is allowed in a value
+_URL_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOST_CHARS = re.compile(r"^[A-Za-z0-9._~%:-]+$")  # the raw (IDNA-encoded) host, or IPv6
 _PREVIEW_CHARS = 500
 MAX_RETRY_AFTER = timedelta(hours=1)  # a server asking for longer is not taken at its word
 
@@ -94,6 +105,7 @@ class HttpRunner:
             raise errors.PermanentError(f"step {task.step.name} is not an `http` step")
         agent = grants.require_agent(task)
         url = _parse_url(check.url)
+        _check_headers(check.headers)
         timeout = task.step.effective_timeout
         try:
             async with asyncio.timeout(seconds(timeout)):
@@ -114,21 +126,21 @@ class HttpRunner:
         headers = CIMultiDict(check.headers)
         keep_3xx = check.expect.status in _REDIRECTS
         for _ in range(self._max_redirects + 1):
-            _require_host(agent, url)
-            response = await self._send(method, url, headers, body)
+            grants.require_origin(agent, url.scheme, _host(url), url.port)
+            response = await self._send(method, url, headers, body, first=url is start)
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or keep_3xx or location is None:
                 return response
             target = _parse_url(
-                str(url.join(URL(location))),
+                _joined(url, location),
                 f"redirect from {_shown(url)}",
                 Reason.UNEXPECTED_RESPONSE,
+                final=False,
             )
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, body = ("HEAD" if method == "HEAD" else "GET"), None
-            if target.host != url.host:
-                for name in _CREDENTIALS:
-                    headers.popall(name, None)
+            if _origin(target) != _origin(url):
+                _drop_credentials(headers)
             url = target
         raise errors.PermanentError(
             f"{check.method} {_shown(start)}: more than {self._max_redirects} redirects",
@@ -136,7 +148,7 @@ class HttpRunner:
         )
 
     async def _send(
-        self, method: str, url: URL, headers: CIMultiDict[str], body: Any
+        self, method: str, url: URL, headers: CIMultiDict[str], body: Any, *, first: bool
     ) -> _Response:
         if self._session is None:
             raise RuntimeError("HttpRunner.start() was not called")
@@ -153,14 +165,27 @@ class HttpRunner:
                 reason = resp.reason or ""
                 return _Response(method, url, resp.status, reason, resp.headers, data, truncated)
         except aiohttp.InvalidURL as e:
+            if first:
+                raise errors.PermanentError(
+                    f"{method} {_shown(url)}: invalid URL", reason=INVALID_INPUT, final=True
+                ) from e
             raise errors.PermanentError(
-                f"{method} {_shown(url)}: invalid URL", reason="InvalidUrl"
+                f"{method} {_shown(url)}: the redirect leads to an invalid URL",
+                reason=Reason.UNEXPECTED_RESPONSE,
             ) from e
         except aiohttp.ClientError as e:
             # No connection, a reset, a connect timeout, a broken body: the service may be
             # back later, and this attempt says nothing about the step itself.
-            raise errors.TemporaryError(
-                f"{method} {_shown(url)}: {str(e) or type(e).__name__}", reason="Unreachable"
+            said = redact_text(str(e), secrets_in(str(url))) or type(e).__name__
+            raise errors.TemporaryError(f"{method} {_shown(url)}: {said}", reason="Unreachable") from e
+        except (ValueError, UnicodeError) as e:
+            # What the checks before sending let through and the client still refuses to send
+            # (aiohttp raises ValueError for a line break in a header): the input is at fault.
+            raise errors.PermanentError(
+                f"{method} {_shown(url)}: the request cannot be sent as written: "
+                f"{redact_text(str(e), secrets_in(str(url)))}",
+                reason=INVALID_INPUT,
+                final=True,
             ) from e
 
     def _judge(self, check: HttpCheck, response: _Response) -> Done:
@@ -206,25 +231,85 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     return min(max(delay, timedelta(0)), MAX_RETRY_AFTER)
 
 
-def _require_host(agent: AgentSpec, url: URL) -> None:
-    host = (url.host or "").rstrip(".")
-    if not agent.spec.allows_host(host):
-        raise grants.missing(agent, "http", host, "call")
+def _joined(url: URL, location: str) -> str:
+    """A redirect's Location against the URL that answered; the Location itself when it is
+    not a URL (`_parse_url` then says so)."""
+    try:
+        return str(url.join(URL(location)))
+    except (TypeError, ValueError):
+        return location
 
 
-def _shown(url: URL) -> str:
-    """The URL for messages and context, without any user or password it carries."""
-    return str(url.with_user(None))
+def _host(url: URL) -> str:
+    return (url.host or "").lower().rstrip(".")
 
 
-def _parse_url(text: str, what: str = "url", reason: str = "InvalidUrl") -> URL:
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    return url.scheme, _host(url), url.port
+
+
+def _drop_credentials(headers: CIMultiDict[str]) -> None:
+    """Before a redirect to another origin: `Authorization`, `Cookie`, `Proxy-Authorization`,
+    and any header named like a credential (`X-Api-Key`, `Private-Token`, `X-Auth-Token`)."""
+    for name in {*_CREDENTIALS, *(n for n in headers if is_credential(n))}:
+        headers.popall(name, None)
+
+
+def _check_headers(headers: dict[str, str]) -> None:
+    """A header that cannot be sent as written fails the attempt as final: retrying would send
+    the same. The value is never quoted (it may be a credential)."""
+    for name, value in headers.items():
+        if not _TOKEN.match(name):
+            raise errors.PermanentError(
+                f"header name {json.dumps(name)} cannot be sent: a name is letters, digits and "
+                "!#$%&'*+-.^_`|~, without spaces, line breaks or other control characters",
+                reason=INVALID_INPUT,
+                final=True,
+            )
+        if _CONTROL.search(value):
+            raise errors.PermanentError(
+                f"header {name} cannot be sent: its value holds a line break (CR or LF) or "
+                "another control character; a header value is one line of text",
+                reason=INVALID_INPUT,
+                final=True,
+            )
+
+
+def _shown(url: URL | str) -> str:
+    """The URL for messages and context, its credentials (`user:token@`, `?token=`) masked."""
+    return redact(str(url))
+
+
+def _parse_url(
+    text: str, what: str = "url", reason: str = INVALID_INPUT, *, final: bool = True
+) -> URL:
+    """The step's URL (a bad one is the input's fault: final) or a redirect's target."""
+    if _URL_CONTROL.search(text):
+        raise errors.PermanentError(
+            f"{what}: {json.dumps(redact(text))} holds a line break or another control "
+            "character; a URL cannot (encode it, e.g. with the `urlencode` filter)",
+            reason=reason,
+            final=final,
+        )
     try:
         url = URL(text)
     except (TypeError, ValueError) as e:
-        raise errors.PermanentError(f"{what}: {text!r} is not a URL", reason=reason) from e
+        raise errors.PermanentError(
+            f"{what}: {json.dumps(redact(text))} is not a URL: {redact_text(str(e), secrets_in(text))}",
+            reason=reason,
+            final=final,
+        ) from e
     if url.scheme not in ("http", "https") or not url.host:
         raise errors.PermanentError(
-            f"{what}: {text!r} is not an http(s) URL with a host", reason=reason
+            f"{what}: {json.dumps(redact(text))} is not an http(s) URL with a host",
+            reason=reason,
+            final=final,
+        )
+    if not _HOST_CHARS.match(url.raw_host or ""):
+        raise errors.PermanentError(
+            f"{what}: {json.dumps(redact(text))} has an invalid host {json.dumps(url.host)}",
+            reason=reason,
+            final=final,
         )
     return url
 

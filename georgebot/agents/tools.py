@@ -21,6 +21,7 @@ from georgebot import errors
 from georgebot.agents import grants
 from georgebot.agents.ask import same_channel
 from georgebot.model.specs import AgentSpec, HttpCheck
+from georgebot.model.urls import redact
 
 RUN_COMMAND = "run_command"
 HTTP_REQUEST = "http_request"
@@ -98,7 +99,8 @@ def definitions(agent: AgentSpec) -> list[dict[str, Any]]:
         tools.append(
             _tool(
                 HTTP_REQUEST,
-                f"Send one HTTP request to a host you are granted ({hosts}; `*.` matches any subdomain) "
+                f"Send one HTTP request to a host you are granted ({hosts}; `*.` matches any subdomain; "
+                "a host without a port means port 80 for http and 443 for https only) "
                 "and get its status and the start of its body. Redirects are followed only to granted hosts.",
                 {
                     "method": {"type": "string", "enum": _METHODS},
@@ -230,9 +232,11 @@ def refusal(agent: AgentSpec, action: Action) -> errors.CapabilityMissing | None
         if action.command not in agent.spec.commands:
             return grants.missing(agent, "shell", action.command, "run")
     elif isinstance(action, Request):
-        host = (URL(action.check.url).host or "").rstrip(".")
-        if not agent.spec.allows_host(host):
-            return grants.missing(agent, "http", host, "call")
+        url = URL(action.check.url)
+        try:
+            grants.require_origin(agent, url.scheme, (url.host or "").rstrip("."), url.port)
+        except errors.CapabilityMissing as missing:
+            return missing
     elif not any(same_channel(action.channel, c) for c in agent.spec.channels):
         return grants.missing(agent, "slack", action.channel, "post in")
     return None
@@ -250,9 +254,10 @@ def describe(action: Action) -> str:
         return f"run `{_clip(shlex.join([action.command, *action.args]))}`"
     if isinstance(action, Request):
         check = action.check
-        text = f"send `{check.method} {check.url}`"
+        text = f"send `{check.method} {redact(check.url)}`"
         if check.headers:
-            text += f" with headers `{_clip(json.dumps(check.headers, ensure_ascii=False))}`"
+            shown = {k: "***" if _credential(k) else v for k, v in check.headers.items()}
+            text += f" with headers `{_clip(json.dumps(shown, ensure_ascii=False))}`"
         if check.body is not None:
             text += f" with the JSON body `{_clip(json.dumps(check.body, ensure_ascii=False))}`"
         return text
@@ -261,3 +266,10 @@ def describe(action: Action) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
+def _credential(header: str) -> bool:
+    """Headers whose values are credentials: never shown to people in an approval request."""
+    name = header.lower()
+    return name in ("authorization", "cookie", "proxy-authorization") or any(
+        word in name for word in ("token", "key", "secret", "password", "auth"))

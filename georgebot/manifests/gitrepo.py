@@ -5,10 +5,13 @@ to a folder (without the symlinks that lead out of the repository).
 The only module that imports `git` (gitpython); `source.py` calls it. Git's failures are
 translated here: an unusable repository or branch is a `ConfigError` saying what to set; a
 failed fetch of a remote cloned before is a `TemporaryError` (the caller keeps what it had).
+A remote's URL may carry a token (`https://x-access-token:…@host/org/repo.git`): every message,
+chained error and folder name uses it redacted (`model/urls.py`); only git itself sees it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -25,6 +28,7 @@ from git.exc import BadName, BadObject
 from georgebot.errors import ConfigError, TemporaryError
 from georgebot.manifests import links
 from georgebot.manifests.snapshot import Revision
+from georgebot.model.urls import redact, redact_text, secrets_in
 
 FETCH_TIMEOUT_SECONDS = 120
 _ENV = {"GIT_TERMINAL_PROMPT": "0"}  # a remote asking for a password fails instead of hanging
@@ -70,7 +74,8 @@ class GitRepository:
 
     def __init__(self, repo: git.Repo, location: str, *, remote: bool, fresh: bool = False) -> None:
         self._repo = repo
-        self.location = location
+        self.location = redact(location)  # for messages: a URL's credentials masked
+        self._secrets = secrets_in(location)
         self.remote = remote
         self._fresh = fresh  # just cloned: the first fetch has nothing to bring
         self._repo.git.update_environment(**_ENV)
@@ -115,7 +120,9 @@ class GitRepository:
                 "--prune", "--quiet", "origin", kill_after_timeout=FETCH_TIMEOUT_SECONDS
             )
         except git.GitCommandError as e:
-            raise TemporaryError(f"cannot fetch {self.location}: {_stderr(e)}") from e
+            raise TemporaryError(
+                f"cannot fetch {self.location}: {_stderr(e, self._secrets)}"
+            ) from _scrubbed(e, self._secrets)
 
     def current_branch(self) -> str:
         """The checked-out branch of a local repository; the remote's default for a clone."""
@@ -193,6 +200,10 @@ class GitRepository:
         data: bytes = self._repo.odb.stream(bytes.fromhex(blob)).read()
         return data
 
+    def size(self, blob: str) -> int:
+        """A blob's size in bytes, from its header: nothing of it is read."""
+        return int(self._repo.odb.info(bytes.fromhex(blob)).size)
+
     def symlinks(self, sha: str) -> dict[str, str]:
         """Every symlink in the tree of commit `sha`, anywhere in the repository: path → target.
         One `git ls-tree` lists them and only their blobs are read; a commit whose tree is the
@@ -205,7 +216,9 @@ class GitRepository:
         except (BadName, BadObject, ValueError) as e:
             raise ConfigError(f"there is no commit {sha} in {self.location}") from e
         except git.GitCommandError as e:
-            raise ConfigError(f"cannot list the files of {sha} in {self.location}: {_stderr(e)}") from e
+            raise ConfigError(
+                f"cannot list the files of {sha} in {self.location}: {_stderr(e, self._secrets)}"
+            ) from _scrubbed(e, self._secrets)
         if len(self._targets) > _MAX_LINK_TARGETS:
             self._targets.clear()
         found: dict[str, str] = {}
@@ -228,7 +241,9 @@ class GitRepository:
             try:
                 self._repo.archive(tar, treeish=sha, format="tar")
             except git.GitCommandError as e:
-                raise ConfigError(f"cannot check out {sha} of {self.location}: {_stderr(e)}") from e
+                raise ConfigError(
+                    f"cannot check out {sha} of {self.location}: {_stderr(e, self._secrets)}"
+                ) from _scrubbed(e, self._secrets)
             kept = links.inside(self.symlinks(sha))
             tar.seek(0)
             with tarfile.open(fileobj=tar) as archive:
@@ -272,34 +287,83 @@ def commit_new_repository(directory: Path, message: str) -> str:
         repo.close()
 
 
+def clone_folder(url: str) -> str:
+    """The folder name of a remote's clone: a readable slug and a hash, both of the redacted
+    URL, so no credential is in the name, and a token that changes keeps the same clone."""
+    shown = redact(url)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", shown).strip("-.")[-60:]
+    return f"{slug}-{hashlib.sha256(shown.encode()).hexdigest()[:10]}"
+
+
+def _old_clone_folder(url: str) -> str:
+    """The name earlier versions gave a clone (slug and hash of the URL as given, credentials
+    and all): such a folder is renamed to `clone_folder(url)`, not cloned again."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", url).strip("-.")[-60:]
+    return f"{slug}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
+
+
 def _clone(url: str, clones: Path) -> tuple[git.Repo, bool]:
     """A bare clone under `clones`, made once and fetched afterwards (True when made now). Its
-    branches mirror the remote's (`refs/heads/*`); HEAD names the remote's default branch."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", url).strip("-.")[-60:]
-    target = clones / f"{slug}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
+    branches mirror the remote's (`refs/heads/*`); HEAD names the remote's default branch.
+    Its `config` holds the URL as given (git needs the credential to fetch): it is made
+    readable by George's user only, and set again on every open, so a new token takes effect."""
+    secrets = secrets_in(url)
+    target = clones / clone_folder(url)
+    old = clones / _old_clone_folder(url)
+    if old != target and old.is_dir() and not target.exists():
+        with contextlib.suppress(OSError):  # another George moved it first: fine
+            old.rename(target)
     if target.is_dir():
         try:
-            return git.Repo(target), False
+            repo = git.Repo(target)
         except git.InvalidGitRepositoryError:
             shutil.rmtree(target)  # an interrupted clone: start again
+        else:
+            # Another George sharing GEORGE_HOME may hold the config's lock: its URL is as good.
+            with contextlib.suppress(git.GitCommandError):
+                if repo.git.config("--get", "remote.origin.url") != url:
+                    repo.git.config("remote.origin.url", url)
+            _private(target / "config")
+            return repo, False
     clones.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=".clone-", dir=clones))
     try:
         repo = git.Repo.clone_from(url, partial, bare=True, env=_ENV)
         repo.git.config("remote.origin.fetch", "+refs/heads/*:refs/heads/*")
         repo.close()
+        _private(partial / "config")
         partial.rename(target)
     except git.GitCommandError as e:
         raise ConfigError(
-            f"cannot clone {url}: {_stderr(e)}; check GEORGE_REPO (or --repo) and that this "
-            "machine can read the repository"
-        ) from e
+            f"cannot clone {redact(url)}: {_stderr(e, secrets)}; check GEORGE_REPO (or --repo) "
+            "and that this machine can read the repository"
+        ) from _scrubbed(e, secrets)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return git.Repo(target), True
 
 
-def _stderr(error: git.GitCommandError) -> str:
+def _private(file: Path) -> None:
+    with contextlib.suppress(OSError):  # not ours to change (a shared GEORGE_HOME): git still works
+        file.chmod(0o600)
+
+
+def _stderr(error: git.GitCommandError, secrets: list[str]) -> str:
+    """What git said, its URLs redacted (git echoes the URL it was given)."""
     text = str(error.stderr or error).strip()
     text = re.sub(r"^stderr: ?", "", text).strip().strip("'").strip()
-    return " ".join(text.split()) or f"git exited with {error.status}"
+    return redact_text(" ".join(text.split()), secrets) or f"git exited with {error.status}"
+
+
+def _scrubbed(error: git.GitCommandError, secrets: list[str]) -> git.GitCommandError:
+    """The same failure for chaining (`raise ... from`), without the credentials its command
+    line and output carry, so a traceback that is logged shows none."""
+    def clean(value: object) -> str:
+        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
+        return redact_text(text, secrets)
+
+    parts = error.command if isinstance(error.command, list | tuple) else [error.command]
+    status = error.status if isinstance(error.status, int) or error.status is None else clean(error.status)
+    scrubbed = git.GitCommandError([clean(part) for part in parts] or ["git"], status)
+    scrubbed.stderr, scrubbed.stdout = clean(error.stderr), clean(error.stdout)  # as git wrote them
+    return scrubbed

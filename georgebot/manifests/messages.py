@@ -25,14 +25,28 @@ def dotted(path: Sequence[str | int]) -> str:
     return text
 
 
+_SUGGEST = 100  # words and choices longer than this, or choices past this many, get no suggestion
+_LISTED = 30  # a listing names at most this many, then says how many more
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if len(word) > _SUGGEST:
+        return ""
+    candidates = [c for c in choices if len(c) <= _SUGGEST][: _SUGGEST * 10]
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 def listing(what: str, names: Iterable[str]) -> str:
     names = sorted(names)
-    return f"{what}: {', '.join(names)}" if names else f"there are no {what}"
+    if not names:
+        return f"there are no {what}"
+    more = f" and {len(names) - _LISTED:,} more" if len(names) > _LISTED else ""
+    return f"{what}: {', '.join(shown_name(n) for n in names[:_LISTED])}{more}"
+
+
+def shown_name(name: str, size: int = 64) -> str:
+    return name if len(name) <= size else f"{name[: size - 1]}…"
 
 
 def describe(value: Any) -> str:
@@ -51,13 +65,15 @@ def describe(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
-    return f"{value!r}"
+    return shown(value)
 
 
 # --- documents ------------------------------------------------------------------------
 
 
 def invalid_yaml(problem: str) -> str:
+    if len(problem) > 300:
+        problem = problem[:300] + "…"
     return f"invalid YAML: {problem}"
 
 
@@ -101,7 +117,7 @@ def unknown_field(path: Sequence[str | int], known: Iterable[str]) -> str:
 
 def bad_name(path: Sequence[str | int], value: Any) -> str:
     return (
-        f"`{dotted(path)}`: {value!r} is not a valid name: use lowercase letters, digits and "
+        f"`{dotted(path)}`: {shown(value)} is not a valid name: use lowercase letters, digits and "
         "'-', starting and ending with a letter or digit, at most 63 characters"
     )
 
@@ -125,6 +141,19 @@ def bad_variable_name(name: str) -> str:
     return (
         f"variable `{name}`: a variable name is letters, digits and '_' and does not start "
         "with a digit, so steps can write {{ " + name.replace("-", "_") + " }}"
+    )
+
+
+def bad_pattern(name: str, problem: str) -> str:
+    return f"variable `{name}`: {problem}"
+
+
+def backtracking_pattern(name: str, reason: str, seconds: float, setting: str) -> str:
+    return (
+        f"variable `{name}`: its pattern uses {reason}, which the linear-time engine (RE2) cannot "
+        f"run, so values are checked by a backtracking engine for at most {seconds:g} s each, and "
+        f"a value that takes longer makes its Job invalid ({setting} sets the time); write the "
+        "pattern without it to have every value checked in linear time"
     )
 
 
@@ -180,7 +209,7 @@ def fuzzy_outside_instructions(step: str, field: str, name: str) -> str:
 
 
 def not_http(step: str, url: str) -> str:
-    return f"step `{step}`: `http.url` {url!r} should start with http:// or https://"
+    return f"step `{step}`: `http.url` {shown(url)} should start with http:// or https://"
 
 
 def capability_warning(agent: str, what: str) -> str:
@@ -222,8 +251,23 @@ def bad_param(name: str, problem: str) -> str:
     return f"parameter `{name}` {problem}"
 
 
+def param_over_limit(name: str, problem: str) -> str:
+    return f"parameter `{name}`: {problem}"
+
+
 def render_failed(template: str, step: str, field: str, problem: str) -> str:
+    if len(problem) > 500:
+        problem = problem[:500] + "…"
     return f"template `{template}`, step `{step}`, `{field}` cannot be rendered: {problem}"
+
+
+def render_crashed(template: str, problem: str) -> str:
+    return f"template `{template}` cannot be rendered for this job: {problem[:500]}"
+
+
+def rendered_at(message: str, where: str) -> str:
+    """A render failure, with where the template's string is."""
+    return f"{message} (the string is at {where})"
 
 
 # --- the repository ----------------------------------------------------------------------
@@ -243,3 +287,16 @@ def symlink_outside_via(link: str, target: str, via: str, via_target: str) -> st
         f"{link} is a symlink to {target}, which leads outside the repository through {via} "
         f"(a symlink to {via_target}): {_LEFT_OUT}"
     )
+
+
+# --- limits ----------------------------------------------------------------------------
+
+
+def over_limit(what: str, limit: str, value: str, about: str, setting: str) -> str:
+    return f"{what} (limit `{limit}` = {value}: {about}); raise it with {setting} if this is intended"
+
+
+def shown(value: Any, size: int = 60) -> str:
+    """`value!r`, cut to about `size` characters: a message never repeats a huge value."""
+    text = repr(value)
+    return text if len(text) <= size else f"{text[: size - 5]}…{text[-4:]} ({len(str(value)):,} characters)"

@@ -4,7 +4,9 @@ steps by a sandboxed Jinja environment that fails on undefined names.
 `validation.py` calls `render_job` for each job of a snapshot (and caches the result) and
 `names_in` to check templates. Parameter values are data, never template source: a value
 `{{ 7*7 }}` stays those characters, and `run` is rendered element by element, so a value
-such as `Bob; rm -rf /` stays one argv element. Only this module imports jinja2.
+such as `Bob; rm -rf /` stays one argv element. A job renders within one budget of work and
+characters (`templating.budget`, `Limits`); patterns run on a linear-time engine (`patterns`).
+With `templating.py` the only module that imports jinja2.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import Template, TemplateError, meta
 
 from georgebot.errors import ManifestError
-from georgebot.manifests import messages
+from georgebot.manifests import messages, patterns, templating
+from georgebot.manifests.limits import DEFAULT, LimitExceeded, Limits
 from georgebot.model.rendered import RenderedJob
 from georgebot.model.specs import Job, Step, TaskTemplate, Variable, VariableType
 
@@ -31,6 +33,8 @@ YamlPath = tuple[str | int, ...]
 class Problem:
     path: YamlPath  # where in the job's document, YAML spelling
     message: str
+    step: int | None = None  # the template's step (index) that could not be rendered, and
+    text: YamlPath = ()  # which of its strings, so validation can say where that is
 
 
 class RenderError(ManifestError):
@@ -55,18 +59,7 @@ class Text:
         return messages.dotted(self.path)
 
 
-def _finalize(value: Any) -> Any:
-    # An optional variable left out renders as nothing; booleans as argv tools expect them.
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
-_ENV = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize
-)
+_ENV = templating.ENV
 
 
 def _templated(text: str) -> bool:
@@ -80,14 +73,26 @@ def _compile(text: str) -> Template:
 
 @functools.lru_cache(maxsize=4096)
 def names_in(text: str) -> frozenset[str]:
-    """The variables a text refers to. Raises `ManifestError` with the parser's complaint."""
+    """The variables a text refers to. Raises `ManifestError` with the parser's or the
+    compiler's complaint (a filter that does not exist, an `include`)."""
     if not _templated(text):
         return frozenset()
     try:
         found = meta.find_undeclared_variables(_ENV.parse(text))
+        _compile(text)
     except TemplateError as e:
         raise ManifestError(str(e.message or e)) from e
+    except Exception as e:  # nesting deeper than Python compiles (RecursionError, SyntaxError)
+        raise ManifestError(f"the template cannot be compiled ({type(e).__name__}: {e})") from e
     return frozenset(found - set(_ENV.globals))
+
+
+def names_or_none(text: str) -> frozenset[str] | None:
+    """`names_in`, or None for a text that does not compile (reported elsewhere)."""
+    try:
+        return names_in(text)
+    except ManifestError:
+        return None
 
 
 def step_texts(step: Step) -> Iterator[Text]:
@@ -125,9 +130,10 @@ def _leaves(path: YamlPath, value: Any) -> Iterator[Text]:
 # --- parameters ------------------------------------------------------------------------
 
 
-def coerce(variable: Variable, value: Any) -> Any:
+def coerce(variable: Variable, value: Any, limits: Limits = DEFAULT) -> Any:
     """A strict value checked against its variable, in the type the templates see.
-    Raises ValueError with words that finish 'parameter `x` ...'."""
+    Raises ValueError with words that finish 'parameter `x` ...', or LimitExceeded when the
+    pattern cannot check it in time."""
     kind = variable.kind
     if kind is VariableType.STRING:
         if not isinstance(value, str):
@@ -135,8 +141,10 @@ def coerce(variable: Variable, value: Any) -> Any:
         if "\x00" in value:
             raise ValueError("contains a NUL character")
         _bounds(variable, len(value), "characters long")
-        if variable.pattern is not None and not re.fullmatch(variable.pattern, value):
-            raise ValueError(f"{value!r} does not match the pattern {variable.pattern!r}")
+        if variable.pattern is not None and not _matches(variable.pattern, value, limits):
+            raise ValueError(
+                f"{messages.shown(value)} does not match the pattern {messages.shown(variable.pattern)}"
+            )
         return value
     if kind is VariableType.INT:
         number = _number(value, integral=True)
@@ -169,6 +177,17 @@ def coerce(variable: Variable, value: Any) -> Any:
     )
 
 
+def _matches(pattern: str, value: str, limits: Limits) -> bool:
+    try:
+        return patterns.checker(pattern).fullmatch(value, limits.pattern_seconds)
+    except patterns.PatternTimeout as e:
+        raise LimitExceeded(
+            "pattern_seconds", limits.pattern_seconds,
+            f"checking {messages.shown(value)} against the pattern {messages.shown(pattern)} takes "
+            "too long (the pattern backtracks)",
+        ) from e
+
+
 def _number(value: Any, *, integral: bool) -> int | float:
     what = "a whole number" if integral else "a number"
     if isinstance(value, bool):
@@ -177,7 +196,7 @@ def _number(value: Any, *, integral: bool) -> int | float:
         try:
             value = int(value) if re.fullmatch(r"[+-]?\d+", value.strip()) else float(value)
         except ValueError:
-            raise ValueError(f"should be {what}, not {value!r}") from None
+            raise ValueError(f"should be {what}, not {messages.shown(value)}") from None
     if isinstance(value, float) and integral and value.is_integer():
         value = int(value)
     if isinstance(value, int) or (isinstance(value, float) and not integral):
@@ -193,6 +212,14 @@ def _bounds(variable: Variable, size: float, unit: str) -> None:
         raise ValueError(f"should be at most {variable.max:g}{suffix}")
 
 
+def person_value(name: str, text: str) -> str:
+    """A fuzzy value as `instructions` and `done_when` show it to the model: delimited, and
+    escaped so it can close no tag (`</instructions>`, `</person_value>`) and open none. The
+    system prompt names text in these tags as data, never instructions."""
+    body = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f'<person_value name="{name}">{body}</person_value>'
+
+
 def _fuzzy_text(value: Any) -> str:
     if isinstance(value, dict | list):
         raise ValueError(f"should be text, not {messages.describe(value)}")
@@ -204,7 +231,7 @@ def _fuzzy_text(value: Any) -> str:
 
 
 def check_params(
-    variables: Mapping[str, Variable], params: Mapping[str, Any]
+    variables: Mapping[str, Variable], params: Mapping[str, Any], limits: Limits = DEFAULT
 ) -> tuple[dict[str, Any], dict[str, str], list[Problem]]:
     """(strict values, fuzzy texts, problems): every problem at once, so one `validate` run
     shows them all. Optional variables left out are None (rendered as nothing)."""
@@ -229,7 +256,10 @@ def check_params(
             if variable.fuzzy:
                 fuzzy[name] = _fuzzy_text(value)
             else:
-                strict[name] = coerce(variable, value)
+                strict[name] = coerce(variable, value, limits)
+        except LimitExceeded as e:
+            where = ("spec", "params", name) if given else ("spec", "template")
+            problems.append(Problem(where, messages.param_over_limit(name, e.message)))
         except ValueError as e:
             where = ("spec", "params", name) if given else ("spec", "template")
             problems.append(Problem(where, messages.bad_param(name, str(e))))
@@ -239,16 +269,27 @@ def check_params(
 # --- rendering -------------------------------------------------------------------------
 
 
-def render_job(job: Job, template: TaskTemplate, default_channel: str) -> RenderedJob:
-    """The job's steps with its parameters in them. Raises `RenderError` (a ManifestError)."""
+def render_job(
+    job: Job, template: TaskTemplate, default_channel: str, *, limits: Limits = DEFAULT
+) -> RenderedJob:
+    """The job's steps with its parameters in them. Raises `RenderError` (a ManifestError).
+    All its strings render within one budget (`limits`): the first limit reached stops it."""
     body = template.spec
-    strict, fuzzy, problems = check_params(body.variables, job.spec.params)
+    strict, fuzzy, problems = check_params(body.variables, job.spec.params, limits)
     if problems:
         raise RenderError(problems)
     # Fuzzy values are seen only by `instructions` and `done_when`; left out, they are empty.
     unset: dict[str, Any] = {name: None for name, v in body.variables.items() if v.fuzzy}
-    context = {"strict": strict, "all": strict | unset | fuzzy}
-    steps = [_render_step(template.metadata.name, step, context, problems) for step in body.steps]
+    shown = {name: person_value(name, text) for name, text in fuzzy.items()}
+    context = {"strict": strict, "all": strict | unset | shown}
+    name = template.metadata.name
+    steps = []
+    with templating.budget(limits) as spent:
+        for index, step in enumerate(body.steps):
+            try:
+                steps.append(_render_step(name, index, step, context, problems, spent))
+            except _Stopped:
+                break
     if problems:
         raise RenderError(problems)
     return RenderedJob(
@@ -262,19 +303,33 @@ def render_job(job: Job, template: TaskTemplate, default_channel: str) -> Render
     )
 
 
+class _Stopped(Exception):
+    """A limit was reached: the job's other strings are not rendered."""
+
+
 def _render_step(
-    template: str, step: Step, context: Mapping[str, Mapping[str, Any]], problems: list[Problem]
+    template: str,
+    index: int,
+    step: Step,
+    context: Mapping[str, Mapping[str, Any]],
+    problems: list[Problem],
+    spent: templating.Budget,
 ) -> Step:
     rendered: dict[YamlPath, str] = {}
     for text in step_texts(step):
         if not _templated(text.text):
             continue
         values = context["all" if text.fuzzy_allowed else "strict"]
+        spent.text_chars = 0
         try:
             rendered[text.path] = _compile(text.text).render(values)
+        except LimitExceeded as e:
+            problem = messages.render_failed(template, step.name, text.field, e.message)
+            problems.append(Problem(("spec", "template"), problem, index, text.path))
+            raise _Stopped from e
         except Exception as e:  # template code can raise anything; each is the job's problem
             problem = messages.render_failed(template, step.name, text.field, str(e))
-            problems.append(Problem(("spec", "template"), problem))
+            problems.append(Problem(("spec", "template"), problem, index, text.path))
     if not rendered:
         return step
     return _apply(step, rendered)

@@ -23,9 +23,11 @@ from georgebot.config import Settings
 from georgebot.errors import ConfigError
 from georgebot.manifests import links
 from georgebot.manifests.gitrepo import GitRepository, is_sha, is_url, work_tree, worktree_files
-from georgebot.manifests.parsing import SUFFIXES, ParsedFile, parse_file
+from georgebot.manifests.limits import DEFAULT, Limits
+from georgebot.manifests.parsing import SUFFIXES, ParsedFile, parse_file, too_large
 from georgebot.manifests.snapshot import Revision, Snapshot, with_errors
 from georgebot.manifests.validation import Validator
+from georgebot.model.urls import redact
 
 WORKTREE = "worktree"  # the revision id of a snapshot read from the files on disk
 CHECKOUT_GRACE = timedelta(hours=1)  # an unused checkout younger than this is kept
@@ -43,14 +45,16 @@ class ManifestSource:
         path: str = "manifests",
         home: Path = Path(".george"),
         default_channel: str = "#george",
+        limits: Limits = DEFAULT,
     ) -> None:
         self.repo = repo
+        self.limits = limits
         self.branch = branch
         self.path = _clean(path)
         self.home = home.absolute()
         self.last: Snapshot | None = None
         self.parsed_files = 0  # files parsed so far: unchanged files are never parsed twice
-        self._validator = Validator(default_channel)
+        self._validator = Validator(default_channel, limits=limits)
         self._git: GitRepository | None = None
         self._files: dict[str, tuple[str, ParsedFile]] = {}  # file -> (blob id, parsed)
         self._tree: str | None = None
@@ -58,13 +62,14 @@ class ManifestSource:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ManifestSource:
+    def from_settings(cls, settings: Settings, *, limits: Limits = DEFAULT) -> ManifestSource:
         return cls(
             settings.repo,
             branch=settings.branch,
             path=settings.path,
             home=settings.home,
             default_channel=settings.default_channel,
+            limits=limits,
         )
 
     def __enter__(self) -> ManifestSource:
@@ -79,10 +84,16 @@ class ManifestSource:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
+        """Releases the repository; a sync stuck on a remote is left to die with the process
+        rather than waited for (George must stop within seconds)."""
+        if not self._lock.acquire(timeout=2):
+            return
+        try:
             if self._git is not None:
                 self._git.close()
                 self._git = None
+        finally:
+            self._lock.release()
 
     @property
     def renders(self) -> int:
@@ -105,7 +116,7 @@ class ManifestSource:
             if listing is None:
                 raise ConfigError(
                     f"there is no folder {self.path!r} in commit {revision.sha[:7]} of branch "
-                    f"{self.branch!r} of {self.repo}; set GEORGE_PATH (or --path) to the folder "
+                    f"{self.branch!r} of {redact(self.repo)}; set GEORGE_PATH (or --path) to the folder "
                     "holding the manifests, relative to the repository root"
                 )
             base = self._manifests
@@ -116,7 +127,11 @@ class ManifestSource:
                 for file, blob in listing.blobs.items():
                     known = self._files.get(file)
                     if known is None or known[0] != blob:
-                        known = (blob, parse_file(file, repo.read(blob)))
+                        size = repo.size(blob)  # a huge blob is refused unread
+                        if size > self.limits.file_bytes:
+                            known = (blob, too_large(file, size, self.limits))
+                        else:
+                            known = (blob, parse_file(file, repo.read(blob), self.limits))
                         self.parsed_files += 1
                     files[file] = known
                 self._files = files
@@ -186,7 +201,7 @@ def find_root(location: str) -> Path:
     `location` itself when it is a plain folder."""
     if is_url(location):
         raise ConfigError(
-            f"--worktree reads files on disk, but the repository is a URL ({location}); "
+            f"--worktree reads files on disk, but the repository is a URL ({redact(location)}); "
             "run it inside a checkout or pass --repo PATH"
         )
     root = work_tree(location)
@@ -197,7 +212,7 @@ def find_root(location: str) -> Path:
     raise ConfigError(f"{location!r} is not a folder; set GEORGE_REPO (or --repo) to a checkout")
 
 
-def load_worktree(root: Path, path: str, default_channel: str) -> Snapshot:
+def load_worktree(root: Path, path: str, default_channel: str, limits: Limits = DEFAULT) -> Snapshot:
     """The manifests as they are on disk under `root/path`, committed or not (revision
     `worktree`): for checking an edit before committing it."""
     base = root / _clean(path)
@@ -212,9 +227,14 @@ def load_worktree(root: Path, path: str, default_channel: str) -> Snapshot:
         for name in sorted(names):
             file = Path(folder, name)
             if name.endswith(SUFFIXES) and file.is_file() and not file.is_symlink():
-                files.append(parse_file(file.relative_to(root).as_posix(), file.read_bytes()))
+                relative = file.relative_to(root).as_posix()
+                size = file.stat().st_size
+                if size > limits.file_bytes:
+                    files.append(too_large(relative, size, limits))
+                else:
+                    files.append(parse_file(relative, file.read_bytes(), limits))
     revision = Revision(sha=WORKTREE, message=f"files on disk in {root}")
-    snapshot = Validator(default_channel).snapshot(revision, files)
+    snapshot = Validator(default_channel, limits=limits).snapshot(revision, files)
     return with_errors(snapshot, links.issues(links.on_disk(root, _repository_files(root))))
 
 

@@ -9,25 +9,37 @@ new revision costs little more than its changed files.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from georgebot.errors import ManifestError
-from georgebot.manifests import messages
+from georgebot.manifests import messages, patterns
+from georgebot.manifests.limits import DEFAULT, LimitExceeded, Limits, env_name
 from georgebot.manifests.parsing import Document, ParsedFile, YamlPath
-from georgebot.manifests.render import RenderError, coerce, names_in, render_job, step_texts
+from georgebot.manifests.render import (
+    Problem,
+    RenderError,
+    coerce,
+    names_in,
+    names_or_none,
+    render_job,
+    step_texts,
+)
 from georgebot.manifests.snapshot import ManifestIssue, Revision, Snapshot
 from georgebot.model.rendered import RenderedJob
-from georgebot.model.specs import AgentSpec, Job, Step, StepForm, TaskTemplate
+from georgebot.model.specs import AgentSpec, Job, Step, StepForm, TaskTemplate, url_grant
 
 _Found = list[tuple[YamlPath, str]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class _TemplateCheck:
     template: TaskTemplate
     problems: _Found
+    warnings: _Found = field(default_factory=list)
 
 
 @dataclass
@@ -49,8 +61,9 @@ class _Pass:
 class Validator:
     """Turns the parsed files of a revision into a `Snapshot`; reuse one across revisions."""
 
-    def __init__(self, default_channel: str) -> None:
+    def __init__(self, default_channel: str, *, limits: Limits = DEFAULT) -> None:
         self.default_channel = default_channel
+        self.limits = limits
         self._templates: dict[str, _TemplateCheck] = {}
         self._jobs: dict[str, _JobResult] = {}
         self.renders = 0  # jobs rendered so far: the cache keeps this low on a new revision
@@ -117,7 +130,9 @@ class Validator:
                 invalid[name] = doc.issue(("spec", "template"), message)
                 run.errors.append(invalid[name])
                 continue
-            results[name] = result = self._render(doc, doc.manifest, template)
+            results[name] = result = self._render(
+                doc, doc.manifest, template, template_docs[doc.manifest.spec.template]
+            )
             if result.rendered is not None:
                 jobs[name] = result.rendered
             else:
@@ -138,9 +153,10 @@ class Validator:
         What the template says on its own is cached; what depends on agents is cheap."""
         cached = self._templates.get(template.metadata.name)
         if cached is None or cached.template is not template:
-            cached = _TemplateCheck(template, _template_problems(template))
+            cached = _TemplateCheck(template, *_template_problems(template, self.limits))
             self._templates[template.metadata.name] = cached
         problems = list(cached.problems)
+        run.warnings.extend(doc.issue(path, message) for path, message in cached.warnings)
         for index, step in enumerate(template.spec.steps):
             if step.agent is None:
                 continue
@@ -170,17 +186,31 @@ class Validator:
             return messages.invalid_template(name, f"{first.file}:{first.line}")
         return messages.unknown_template(name, docs)
 
-    def _render(self, doc: Document, job: Job, template: TaskTemplate) -> _JobResult:
+    def _render(
+        self, doc: Document, job: Job, template: TaskTemplate, template_doc: Document
+    ) -> _JobResult:
         cached = self._jobs.get(job.metadata.name)
         if cached is not None and cached.document is doc and cached.template is template:
             return cached
         self.renders += 1
         try:
-            rendered = render_job(job, template, self.default_channel)
+            rendered = render_job(job, template, self.default_channel, limits=self.limits)
         except RenderError as e:
-            issues = tuple(doc.issue(p.path, p.message) for p in e.problems)
+            issues = tuple(doc.issue(p.path, _located(p, template_doc)) for p in e.problems)
             return _JobResult(doc, template, None, issues)
+        except Exception as e:  # a bug must cost this job, never the sync
+            log.exception("rendering job %s failed", job.metadata.name)
+            message = messages.render_crashed(template.metadata.name, f"{type(e).__name__}: {e}")
+            return _JobResult(doc, template, None, (doc.issue(("spec", "template"), message),))
         return _JobResult(doc, template, rendered, ())
+
+
+def _located(problem: Problem, template_doc: Document) -> str:
+    """A render failure's message, with the file and line of the template's string."""
+    if problem.step is None:
+        return problem.message
+    line, _ = template_doc.locate(("spec", "steps", problem.step, *problem.text))
+    return messages.rendered_at(problem.message, f"{template_doc.file}:{line}")
 
 
 _KINDS = ("AgentSpec", "TaskTemplate", "Job")
@@ -215,16 +245,30 @@ def _unique(named: Mapping[str, list[Document]], kind: type[AgentSpec]) -> dict[
     }
 
 
-def _template_problems(template: TaskTemplate) -> _Found:
-    """What is wrong with a template on its own (agents aside): cached per template object."""
+def _template_problems(template: TaskTemplate, limits: Limits) -> tuple[_Found, _Found]:
+    """(errors, warnings) of a template on its own (agents aside): cached per template object."""
     body = template.spec
     found: _Found = []
+    warned: _Found = []
     for name, variable in body.variables.items():
         if not name.isidentifier():
             found.append((("spec", "variables", name), messages.bad_variable_name(name)))
+        if variable.pattern is not None and not variable.fuzzy:
+            where: YamlPath = ("spec", "variables", name, "pattern")
+            try:
+                check = patterns.checker(variable.pattern)
+            except ValueError as e:
+                found.append((where, messages.bad_pattern(name, str(e))))
+                continue
+            if not check.linear:
+                warned.append((where, messages.backtracking_pattern(
+                    name, check.reason, limits.pattern_seconds, env_name("pattern_seconds")
+                )))
         if variable.default is not None and not variable.fuzzy:
             try:
-                coerce(variable, variable.default)
+                coerce(variable, variable.default, limits)
+            except LimitExceeded as e:
+                found.append((("spec", "variables", name, "default"), messages.bad_default(name, e.message)))
             except ValueError as e:
                 path: YamlPath = ("spec", "variables", name, "default")
                 found.append((path, messages.bad_default(name, str(e))))
@@ -250,7 +294,7 @@ def _template_problems(template: TaskTemplate) -> _Found:
                 elif name in fuzzy and not text.fuzzy_allowed:
                     message = messages.fuzzy_outside_instructions(step.name, text.field, name)
                     found.append((path, message))
-    return found
+    return found, warned
 
 
 def _step_indexes(steps: Sequence[Step], found: _Found) -> dict[str, int]:
@@ -270,14 +314,23 @@ def _need_problems(steps: Sequence[Step], indexes: Mapping[str, int]) -> _Found:
             if need not in indexes:
                 path: YamlPath = ("spec", "steps", index, "needs", n)
                 found.append((path, messages.unknown_need(step.name, need, indexes)))
-    # Depth-first search; a step met again while still on the path closes a cycle.
+    # Depth-first search, with a stack of its own (a chain of 10,000 steps is deeper than
+    # Python recurses); a step met again while still on the path closes a cycle.
     state: dict[str, int] = {}  # 1 on the current path, 2 done
     reported: set[frozenset[str]] = set()
-
-    def visit(name: str, trail: list[str]) -> None:
-        state[name] = 1
-        trail.append(name)
-        for need in steps[indexes[name]].needs:
+    for root in indexes:
+        if root in state:
+            continue
+        state[root] = 1
+        trail = [root]
+        pending = [iter(steps[indexes[root]].needs)]
+        while pending:
+            following: str | None = next(pending[-1], None)
+            if following is None:
+                pending.pop()
+                state[trail.pop()] = 2
+                continue
+            need = following
             if need not in indexes:
                 continue
             if state.get(need) == 1:
@@ -285,18 +338,14 @@ def _need_problems(steps: Sequence[Step], indexes: Mapping[str, int]) -> _Found:
                 if frozenset(cycle) not in reported:
                     reported.add(frozenset(cycle))
                     first = min(cycle, key=lambda s: indexes[s])
-                    path: YamlPath = ("spec", "steps", indexes[first], "needs")
+                    where: YamlPath = ("spec", "steps", indexes[first], "needs")
                     start = cycle.index(first)
                     ordered = [*cycle[start:-1], *cycle[:start], first]
-                    found.append((path, messages.needs_cycle(ordered)))
+                    found.append((where, messages.needs_cycle(ordered)))
             elif need not in state:
-                visit(need, trail)
-        trail.pop()
-        state[name] = 2
-
-    for name in indexes:
-        if name not in state:
-            visit(name, [])
+                state[need] = 1
+                trail.append(need)
+                pending.append(iter(steps[indexes[need]].needs))
     return found
 
 
@@ -307,16 +356,21 @@ def _capability_gaps(step: Step, agent: AgentSpec) -> _Found:
     name = agent.metadata.name
     gaps: _Found = []
     form = step.form
-    if form is StepForm.RUN and step.run and not names_in(step.run[0]):
+    if form is StepForm.RUN and step.run and names_or_none(step.run[0]) == frozenset():
         if step.run[0] not in body.commands:
             gaps.append((("run", 0), messages.capability_warning(name, f"`{step.run[0]}` (shell)")))
     elif form is StepForm.HTTP and step.http is not None:
-        host = _host(step.http.url)
-        if host and "{" not in host and not body.allows_host(host):
-            gaps.append((("http", "url"), messages.capability_warning(name, f"`{host}` (http)")))
+        url = step.http.url
+        host = _host(url)
+        wanted = url_grant(url)  # None while the port is still a template expression
+        if host and "{" not in host and (
+            not body.allows_url(url) if wanted is not None else not body.allows_host(host)
+        ):
+            what = f"`{wanted or host}` (http)"
+            gaps.append((("http", "url"), messages.capability_warning(name, what)))
     elif form is StepForm.ASK and step.ask is not None and step.ask.channel:
         channel = step.ask.channel
-        if not names_in(channel) and channel not in body.channels:
+        if names_or_none(channel) == frozenset() and channel not in body.channels:
             what = f"`{channel}` (slack)"
             gaps.append((("ask", "channel"), messages.capability_warning(name, what)))
     return gaps

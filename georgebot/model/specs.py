@@ -12,6 +12,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -49,8 +50,91 @@ class ShellCapability(_Spec):
     commands: list[str] = Field(min_length=1)
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_IPV6 = re.compile(r"^[0-9a-f:.]+(%[\w.-]+)?$")
+_GRANT_HOST = re.compile(r"^(\*\.)?[^\s/:@\[\]*?#.]+(\.[^\s/:@\[\]*?#.]+)*\.?$")
+
+
+def split_grant(entry: str) -> tuple[str, int | None]:
+    """An `http` host grant as (host, port): `api.example.internal` → (…, None),
+    `127.0.0.1:8080` → ("127.0.0.1", 8080), `*.corp.example:443`, `[::1]:8080`, `::1`.
+    Raises ValueError, saying how to write one, for anything else (a URL, a path, a bad port)."""
+    text = entry.strip().lower()
+    if "/" in text or "@" in text:
+        raise ValueError(_bad_grant(entry, "name a host (and a port), not a URL"))
+    if text.startswith("["):  # an IPv6 address, with or without a port
+        address, bracket, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else None
+        if not bracket or not _IPV6.match(address) or (rest and port_text is None):
+            raise ValueError(_bad_grant(entry, "write an IPv6 address as [::1] or [::1]:8080"))
+        return address, _grant_port(entry, port_text)
+    if text.count(":") > 1:  # a bare IPv6 address: no port
+        if not _IPV6.match(text):
+            raise ValueError(_bad_grant(entry, "write an IPv6 address as [::1] or [::1]:8080"))
+        return text, None
+    host, colon, port_text = text.partition(":")
+    if not _GRANT_HOST.match(host):
+        raise ValueError(_bad_grant(entry, "a host is a name or an address, optionally after `*.`"))
+    return host.rstrip("."), _grant_port(entry, port_text if colon else None)
+
+
+def _grant_port(entry: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(_bad_grant(entry, "a port is a number from 1 to 65535"))
+    return int(text)
+
+
+def _bad_grant(entry: str, why: str) -> str:
+    return (f"http host {entry!r} is not a host grant: {why}, e.g. api.example.internal, "
+            "api.example.internal:8443 or \"*.corp.example\"")
+
+
+def host_grant(host: str, port: int | None, scheme: str) -> str:
+    """The grant that allows exactly this origin: `127.0.0.1:8080`; `api.example.internal`
+    for the scheme's default port (80 for http, 443 for https)."""
+    host = host.lower().rstrip(".")
+    if port is None or port == DEFAULT_PORTS.get(scheme.lower()):
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def url_origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, the port made explicit; None for anything else."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.rstrip("."), DEFAULT_PORTS[scheme] if port is None else port
+
+
+def url_grant(url: str) -> str | None:
+    """The `http` host grant that allows `url`'s origin (`127.0.0.1:8080` for
+    `http://127.0.0.1:8080/healthz`); None when `url` is not an http(s) URL with a host."""
+    origin = url_origin(url)
+    return None if origin is None else host_grant(origin[1], origin[2], origin[0])
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    return host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+
+
 class HttpCapability(_Spec):
+    # `api.example.internal` (the scheme's default port only: 80 for http, 443 for https),
+    # `127.0.0.1:8080` (that port only), `*.corp.example`, `*.corp.example:8443`.
     hosts: list[str] = Field(min_length=1)
+
+    @field_validator("hosts")
+    @classmethod
+    def _grants(cls, hosts: list[str]) -> list[str]:
+        for entry in hosts:
+            split_grant(entry)
+        return hosts
 
 
 class SlackCapability(_Spec):
@@ -123,14 +207,31 @@ class AgentBody(_Spec):
     def channels(self) -> set[str]:
         return {c for cap in self.capabilities if cap.slack for c in cap.slack.channels}
 
-    def allows_host(self, host: str) -> bool:
-        """Exact match, or a leading `*.` wildcard that matches any subdomain."""
-        host = host.lower()
-        for pattern in self.hosts:
-            pattern = pattern.lower()
-            if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+    def allows_host(self, host: str, port: int | None = None, scheme: str | None = None) -> bool:
+        """Whether an `http` grant names `host`: exactly, or by a leading `*.` wildcard that
+        matches any subdomain. With `scheme`, whether one allows that origin: a grant naming a
+        port allows that port only; one naming none, the scheme's default port only (`port`
+        None means the default). Without `scheme`, a grant of the host on any port counts:
+        only for early warnings, never to let a request through (see `allows_url`)."""
+        host = host.lower().rstrip(".")
+        if scheme is not None and port is None:
+            port = DEFAULT_PORTS.get(scheme.lower())
+        for entry in self.hosts:
+            pattern, granted = split_grant(entry)
+            if not _host_matches(pattern, host):
+                continue
+            if scheme is None:
+                return True
+            wanted = granted if granted is not None else DEFAULT_PORTS.get(scheme.lower())
+            if port is not None and port == wanted:
                 return True
         return False
+
+    def allows_url(self, url: str) -> bool:
+        """Whether an `http` grant allows the origin (scheme, host, port) of `url`; False for
+        anything but an http(s) URL with a host."""
+        origin = url_origin(url)
+        return origin is not None and self.allows_host(origin[1], origin[2], origin[0])
 
 
 class AgentSpec(_Spec):

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from georgebot.errors import ConfigError
+from georgebot.model.urls import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -67,7 +68,7 @@ def create(url: str, *, busy_ms: int = 5000) -> Database:
             engine = sa.create_engine(url, pool_pre_ping=True)
     except (ArgumentError, ImportError) as e:
         raise ConfigError(
-            f"GEORGE_DATABASE_URL {url!r} is not usable ({e}); use sqlite:///george.db "
+            f"GEORGE_DATABASE_URL {redact(url)!r} is not usable ({e}); use sqlite:///george.db "
             "or postgresql+psycopg://user@host/db"
         ) from e
     return Database(engine=engine, url=url)
@@ -92,7 +93,7 @@ def open_database(url: str, *, upgrade: bool = True, busy_ms: int = 5000) -> Dat
                 pass
     except OperationalError as e:
         db.close()
-        raise ConfigError(f"cannot open the database {_redact(url)}: {e.orig}") from e
+        raise ConfigError(f"cannot open the database {redact(url)}: {e.orig}") from e
     return db
 
 
@@ -101,7 +102,7 @@ def reading(url: str) -> Iterator[Database]:
     """For `status` and `audit`: no migration, no writes; a database George never wrote is
     a ConfigError that says how to make one."""
     missing = ConfigError(
-        f"no George state in {_redact(url)}: run `georgebot reconcile` or `georgebot run` first"
+        f"no George state in {redact(url)}: run `georgebot reconcile` or `georgebot run` first"
     )
     database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
     if database not in (None, "", ":memory:") and not Path(database).exists():
@@ -114,9 +115,3 @@ def reading(url: str) -> Iterator[Database]:
     finally:
         db.close()
 
-
-def _redact(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unparseable URL)"

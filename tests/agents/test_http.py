@@ -57,6 +57,10 @@ class Service:
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.server.port}{path}"
 
+    def origin(self, host: str = "127.0.0.1") -> str:
+        """The grant of `host` on this server's port (a grant without a port allows 80 only)."""
+        return f"{host}:{self.server.port}"
+
     @web.middleware
     async def _count(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.hits[request.path] = self.hits.get(request.path, 0) + 1
@@ -116,7 +120,8 @@ def http(*hosts: str) -> dict[str, object]:
     return {"http": {"hosts": list(hosts)}}
 
 
-LOCAL = http("127.0.0.1")
+def local(service: Service) -> dict[str, object]:
+    return http(service.origin())
 
 
 def step(url: str, **fields: Any) -> dict[str, Any]:
@@ -132,13 +137,13 @@ async def test_host_not_granted_is_capability_missing_and_nothing_is_sent(
     with pytest.raises(errors.CapabilityMissing) as blocked:
         await runner.run(task, notes)
 
-    assert blocked.value.capability == "http: api.corp.test"
-    assert '- http: {hosts: ["api.corp.test"]}' in str(blocked.value)
+    assert blocked.value.capability == f"http: {service.origin('api.corp.test')}"
+    assert f'- http: {{hosts: ["{service.origin("api.corp.test")}"]}}' in str(blocked.value)
     assert service.hits == {}
 
 
 async def test_wildcard_grant_allows_subdomains_only(service, runner, make_task, grant, notes):
-    agent = grant(http("*.corp.test"))
+    agent = grant(http(f"*.corp.test:{service.server.port}"))
 
     done = await runner.run(make_task(step(service.url("/users/alice", "api.corp.test")),
                                       agent=agent), notes)
@@ -154,7 +159,7 @@ async def test_expected_status_and_json_fields_pass(service, runner, make_task, 
     expect = {"status": 200, "json": {
         "active": True, "count": 1.0, "user.name": "Alice Smith", "user.emails.0.address": "a@x",
     }}
-    task = make_task(step(service.url("/users/alice"), expect=expect), agent=grant(LOCAL))
+    task = make_task(step(service.url("/users/alice"), expect=expect), agent=grant(local(service)))
 
     done = await runner.run(task, notes)
 
@@ -168,7 +173,7 @@ async def test_json_mismatch_fails_showing_expected_and_got(
     service, runner, make_task, grant, notes
 ):
     expect = {"json": {"active": False, "count": True, "user.title": "CFO", "user.emails.3": "?"}}
-    task = make_task(step(service.url("/users/alice"), expect=expect), agent=grant(LOCAL))
+    task = make_task(step(service.url("/users/alice"), expect=expect), agent=grant(local(service)))
 
     with pytest.raises(errors.PermanentError) as failed:
         await runner.run(task, notes)
@@ -184,7 +189,7 @@ async def test_json_mismatch_fails_showing_expected_and_got(
 async def test_unexpected_client_error_status_fails_with_the_answer(
     service, runner, make_task, grant, notes
 ):
-    task = make_task(step(service.url("/status/404")), agent=grant(LOCAL))
+    task = make_task(step(service.url("/status/404")), agent=grant(local(service)))
 
     with pytest.raises(errors.PermanentError) as failed:
         await runner.run(task, notes)
@@ -198,14 +203,14 @@ async def test_a_success_other_than_the_expected_status_fails(
     service, runner, make_task, grant, notes
 ):
     task = make_task(step(service.url("/status/201"), expect={"status": 200}),
-                     agent=grant(LOCAL))
+                     agent=grant(local(service)))
 
     with pytest.raises(errors.PermanentError, match="expected status 200, got 201 Created"):
         await runner.run(task, notes)
 
 
 async def test_without_expectations_any_2xx_passes(service, runner, make_task, grant, notes):
-    task = make_task(step(service.url("/status/204")), agent=grant(LOCAL))
+    task = make_task(step(service.url("/status/204")), agent=grant(local(service)))
 
     done = await runner.run(task, notes)
 
@@ -213,7 +218,7 @@ async def test_without_expectations_any_2xx_passes(service, runner, make_task, g
 
 
 async def test_service_unavailable_is_temporary(service, runner, make_task, grant, notes):
-    task = make_task(step(service.url("/status/503")), agent=grant(LOCAL))
+    task = make_task(step(service.url("/status/503")), agent=grant(local(service)))
 
     with pytest.raises(errors.TemporaryError) as later:
         await runner.run(task, notes)
@@ -232,7 +237,7 @@ async def test_too_many_requests_waits_as_retry_after_says(
     retry_after, delay, service, runner, make_task, grant, notes
 ):
     task = make_task(step(service.url(f"/status/429?retry={retry_after}")),
-                     agent=grant(LOCAL))
+                     agent=grant(local(service)))
 
     with pytest.raises(errors.TemporaryError) as later:
         await runner.run(task, notes)
@@ -244,7 +249,7 @@ async def test_connection_refused_is_temporary(runner, make_task, grant, notes):
     with socket.socket() as closed:  # bound, never listening: connections are refused
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-        task = make_task(step(f"http://127.0.0.1:{port}/healthz"), agent=grant(LOCAL))
+        task = make_task(step(f"http://127.0.0.1:{port}/healthz"), agent=grant(http(f"127.0.0.1:{port}")))
 
         with pytest.raises(errors.TemporaryError) as later:
             await runner.run(task, notes)
@@ -260,7 +265,7 @@ async def test_request_carries_method_headers_and_json_body(
         json={"name": "Alice Smith", "tags": [1, 2]},
         expect={"json": {"method": "POST", "team": "payments", "body.name": "Alice Smith",
                          "body.tags": [1, 2]}},
-    ), agent=grant(LOCAL))
+    ), agent=grant(local(service)))
 
     await runner.run(task, notes)
 
@@ -268,7 +273,7 @@ async def test_request_carries_method_headers_and_json_body(
 async def test_redirect_to_a_granted_host_is_followed(service, runner, make_task, grant, notes):
     target = service.url("/users/alice", "api.corp.test")
     task = make_task(step(service.url(f"/redirect?to={target}"), expect={"json": {"active": True}}),
-                     agent=grant(http("127.0.0.1", "api.corp.test")))
+                     agent=grant(http(service.origin(), service.origin("api.corp.test"))))
 
     done = await runner.run(task, notes)
 
@@ -279,7 +284,7 @@ async def test_credentials_in_the_url_stay_out_of_messages_and_context(
     service, runner, make_task, grant, notes
 ):
     url = service.url("/users/alice", "bob:hunter2@127.0.0.1")
-    task = make_task(step(url, expect={"json": {"active": False}}), agent=grant(LOCAL))
+    task = make_task(step(url, expect={"json": {"active": False}}), agent=grant(local(service)))
 
     with pytest.raises(errors.PermanentError) as failed:
         await runner.run(task, notes)
@@ -292,12 +297,12 @@ async def test_redirect_to_another_host_is_capability_missing(
     service, runner, make_task, grant, notes
 ):
     target = service.url("/users/alice", "elsewhere.test")
-    task = make_task(step(service.url(f"/redirect?to={target}")), agent=grant(LOCAL))
+    task = make_task(step(service.url(f"/redirect?to={target}")), agent=grant(local(service)))
 
     with pytest.raises(errors.CapabilityMissing) as blocked:
         await runner.run(task, notes)
 
-    assert blocked.value.capability == "http: elsewhere.test"
+    assert blocked.value.capability == f"http: {service.origin('elsewhere.test')}"
     assert "/users/alice" not in service.hits
 
 
@@ -305,7 +310,7 @@ async def test_oversized_body_is_cut_and_its_json_not_checked(
     service, runner, make_task, grant, notes
 ):
     task = make_task(step(service.url("/big"), expect={"json": {"a": 1}}),
-                     agent=grant(LOCAL))
+                     agent=grant(local(service)))
 
     with pytest.raises(errors.PermanentError, match="response is over 1048576 bytes"):
         await runner.run(task, notes)
@@ -318,7 +323,7 @@ async def test_body_that_is_not_json_fails_when_json_is_expected(
     service, runner, make_task, grant, notes
 ):
     task = make_task(step(service.url("/text"), expect={"json": {"a": 1}}),
-                     agent=grant(LOCAL))
+                     agent=grant(local(service)))
 
     with pytest.raises(errors.PermanentError, match="response is not JSON: hello, not json"):
         await runner.run(task, notes)
@@ -327,7 +332,7 @@ async def test_body_that_is_not_json_fails_when_json_is_expected(
 async def test_a_server_slower_than_the_step_timeout_fails_the_attempt(
     service, runner, make_task, grant, notes
 ):
-    task = make_task({**step(service.url("/hang")), "timeout": "1s"}, agent=grant(LOCAL))
+    task = make_task({**step(service.url("/hang")), "timeout": "1s"}, agent=grant(local(service)))
 
     with pytest.raises(errors.PermanentError) as failed:
         await runner.run(task, notes)

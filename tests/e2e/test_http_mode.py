@@ -73,7 +73,10 @@ async def test_signed_events_are_answered_and_forged_ones_refused(george: tuple[
         deadline = time.monotonic() + 30
         while True:  # ready once the first sync has been applied, a moment after the start
             async with http.get(f"{url}/healthz") as health:
-                if health.status == 200 and (await health.json())["ok"] is True:
+                said = await health.json() if health.status == 200 else {}
+                if said.get("ok") is True:
+                    assert said["sync"]["ok"] is True and said["sync"]["error"] is None, said
+                    assert said["sync"]["age_s"] >= 0 and said["sandbox"]["kind"], said
                     break
             assert time.monotonic() < deadline, "George never became ready"
             await asyncio.sleep(0.05)

@@ -61,7 +61,8 @@ def test_a_template_change_renders_its_jobs_again(repo: GitRepo, make_source: Ma
     snapshot = source.sync()
 
     assert source.renders == renders + 3
-    assert snapshot.jobs["onboard-0"].steps[1].instructions == "Hello Person 0 to payments."
+    assert snapshot.jobs["onboard-0"].steps[1].instructions == (
+        "Hello Person 0 to <person_value name=\"team\">payments</person_value>.")
 
 
 def test_a_commit_outside_the_manifests_reuses_everything_with_the_new_revision(

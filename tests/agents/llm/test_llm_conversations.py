@@ -287,7 +287,7 @@ async def test_an_http_request_to_a_granted_host_returns_its_status_and_body(api
     server = TestServer(directory)
     await server.start_server()
     try:
-        agent = agent_spec({"http": {"hosts": ["127.0.0.1"]}})
+        agent = agent_spec({"http": {"hosts": [f"127.0.0.1:{server.port}"]}})
         url = f"http://127.0.0.1:{server.port}/users/alice"
         api.play(turn(call("http_request", method="GET", url=url)), report("succeeded"))
 
