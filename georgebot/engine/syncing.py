@@ -233,6 +233,8 @@ class GitSync:
                 created = await self.io(
                     self.store.create_run, job, file=file, revision=snap.revision.sha, actor=actor, at=now
                 )
+                if created is None:  # another George created it a moment ago: read it next pass
+                    continue
                 fresh.append(created)
                 self._notify(created.id)
             elif run.digest != job.digest:

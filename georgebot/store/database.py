@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
@@ -74,12 +77,43 @@ def create(url: str, *, busy_ms: int = 5000) -> Database:
     return Database(engine=engine, url=url)
 
 
+MIGRATION_LOCK = 0x6765_6F72_6765  # "george": the advisory lock every George upgrades under
+
+
 def migrate(db: Database) -> None:
+    """Brings the schema to this George's head, one George at a time: on PostgreSQL under a
+    transaction-level advisory lock, on SQLite under an exclusive lock of a file beside the
+    database, so Georges started at the same moment all succeed. A database newer than this
+    George is a ConfigError saying so."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with db.engine.begin() as connection:
+    with _migration_lock(db), db.engine.begin() as connection:
+        if not db.is_sqlite:
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
+        known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is not None and current not in known:
+            raise ConfigError(
+                f"the database {redact(db.url)} was upgraded by a newer George (schema {current}; "
+                f"this one knows up to {ScriptDirectory.from_config(config).get_current_head()}): "
+                "run that George's version or a newer one"
+            )
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _migration_lock(db: Database) -> Iterator[None]:
+    database = db.engine.url.database if db.is_sqlite else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}-migrating", "a") as lock:  # george.db-* is ignored by Git
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def open_database(url: str, *, upgrade: bool = True, busy_ms: int = 5000) -> Database:

@@ -116,7 +116,19 @@ class Store(Records):
             rows = conn.execute(query.where(JOBS.c.id.in_(latest))).all()
         return {r.name: RunSummary(r.id, r.name, JobStatus(r.status), r.active, r.digest) for r in rows}
 
-    def create_run(self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime) -> RunState:
+    def create_run(
+        self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime
+    ) -> RunState | None:
+        """The job's new run; None when another George created its active run first (the
+        database holds one active run per job name)."""
+        try:
+            return self._create_run(job, file=file, revision=revision, actor=actor, at=at)
+        except sa.exc.IntegrityError:
+            return None
+
+    def _create_run(
+        self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime
+    ) -> RunState:
         with self.db.engine.begin() as conn:
             inserted = conn.execute(
                 sa.insert(JOBS).values(

@@ -51,6 +51,11 @@ class RevisionRow(SQLModel, table=True):
 
 class JobRunRow(SQLModel, table=True):
     __tablename__ = "job_runs"
+    # One active run per job, whatever number of Georges share the database.
+    __table_args__ = (
+        sa.Index("uq_job_runs_active_name", "name", unique=True,
+                 sqlite_where=sa.text("active"), postgresql_where=sa.text("active")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
