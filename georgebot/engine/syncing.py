@@ -231,7 +231,8 @@ class GitSync:
                         await self._generation(old, job, effects, file=file, sha=snap.revision.sha, now=now)
                     continue
                 created = await self.io(
-                    self.store.create_run, job, file=file, revision=snap.revision.sha, actor=actor, at=now
+                    self.store.create_run, job, file=file, revision=snap.revision.sha, actor=actor, at=now,
+                    after=latest.id if latest is not None else 0,
                 )
                 if created is None:  # another George created it a moment ago: read it next pass
                     continue

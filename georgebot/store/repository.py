@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from georgebot import errors
 from georgebot.model.attempts import ProcessRecord
 from georgebot.model.rendered import RenderedJob
 from georgebot.model.status import JobStatus, StepStatus
@@ -61,15 +62,15 @@ class Store(Records):
         super().__init__(db)
         self._specs: dict[str, RenderedJob] = {}
 
-    def _parse_specs(self, conn: sa.Connection, where: sa.ColumnElement[bool], digests: set[str]) -> None:
+    def _parse_specs(self, conn: sa.Connection, run_ids: list[int]) -> None:
         """Specs are immutable per digest: each is read and parsed once, so a pass over
-        thousands of runs decodes no spec it has seen."""
-        query = sa.select(JOBS.c.digest, JOBS.c.spec).where(where)
-        if len(digests) <= 500:
-            query = query.where(JOBS.c.digest.in_(digests))
-        for digest, spec in conn.execute(query):
-            if digest in digests and digest not in self._specs:
-                self._specs[digest] = RenderedJob.model_validate(spec)
+        thousands of runs decodes no spec it has seen. Read by run id: another George may
+        have finished or changed a run since it was read."""
+        for start in range(0, len(run_ids), 500):
+            query = sa.select(JOBS.c.digest, JOBS.c.spec).where(JOBS.c.id.in_(run_ids[start:start + 500]))
+            for digest, spec in conn.execute(query):
+                if digest not in self._specs:
+                    self._specs[digest] = RenderedJob.model_validate(spec)
 
     # --- job runs -------------------------------------------------------------------
 
@@ -91,16 +92,26 @@ class Store(Records):
         return run
 
     def _load(self, where: sa.ColumnElement[bool]) -> list[RunState]:
-        """Runs and their steps in two queries (Core: passes read often, and cheaply)."""
+        """Runs and their steps in a few queries (Core: passes read often, and cheaply). A run
+        whose generation another George changed between the queries is read again."""
+        for _ in range(5):
+            loaded = self._load_once(where)
+            if loaded is not None:
+                return loaded
+        raise errors.StoreBusy("job runs kept changing while they were read")
+
+    def _load_once(self, where: sa.ColumnElement[bool]) -> list[RunState] | None:
         with self.db.engine.connect() as conn:
             runs = conn.execute(sa.select(*_RUN_COLUMNS).where(where)).all()
             if not runs:
                 return []
             if len(self._specs) > 20_000:
                 self._specs.clear()  # bounded: a cache, not a copy of history
-            missing = {r.digest for r in runs if r.digest not in self._specs}
+            missing = [r.id for r in runs if r.digest not in self._specs]
             if missing:
-                self._parse_specs(conn, where, missing)
+                self._parse_specs(conn, missing)
+            if any(r.digest not in self._specs for r in runs):
+                return None
             by_job: dict[int, list[Any]] = {}
             steps = conn.execute(sa.select(STEPS).where(STEPS.c.job_id.in_([r.id for r in runs])))
             for step in steps:
@@ -117,19 +128,25 @@ class Store(Records):
         return {r.name: RunSummary(r.id, r.name, JobStatus(r.status), r.active, r.digest) for r in rows}
 
     def create_run(
-        self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime
+        self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime, after: int = 0
     ) -> RunState | None:
-        """The job's new run; None when another George created its active run first (the
-        database holds one active run per job name)."""
+        """The job's new run, unless another George made one since the caller looked: None
+        when a run of this name newer than `after` (the latest run the caller knew) exists,
+        or when another active run got in first (the database holds one per job name)."""
         try:
-            return self._create_run(job, file=file, revision=revision, actor=actor, at=at)
+            return self._create_run(job, file=file, revision=revision, actor=actor, at=at, after=after)
         except sa.exc.IntegrityError:
             return None
 
     def _create_run(
-        self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime
-    ) -> RunState:
+        self, job: RenderedJob, *, file: str, revision: str, actor: str, at: datetime, after: int
+    ) -> RunState | None:
         with self.db.engine.begin() as conn:
+            newer = conn.execute(
+                sa.select(JOBS.c.id).where(JOBS.c.name == job.name, JOBS.c.id > after).limit(1)
+            ).first()
+            if newer is not None:
+                return None
             inserted = conn.execute(
                 sa.insert(JOBS).values(
                     name=job.name,
