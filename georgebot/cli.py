@@ -294,7 +294,9 @@ def _status_text(view: StatusView) -> str:
                 lines.append(f"            condition {c.type}: {c.message}")
         for s in job.steps:
             why = f"{s.reason}: " if s.reason else ""
+            on = f"  (on {s.replica})" if s.replica else ""
             line = f"            {s.name:<20} {s.status.value:<10} attempts {s.attempts}  {why}{s.message}"
+            line += on
             lines.append(line.rstrip())
     return "\n".join(lines)
 

@@ -94,11 +94,13 @@ class StepView:
     waiting: WaitView | None = None
     usage: Usage = Usage()
     conditions: tuple[Condition, ...] = ()
+    replica: str | None = None  # the George running it now (its lease owner)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "form": self.form,
+            "replica": self.replica,
             "status": str(self.status),
             "reason": self.reason,
             "message": self.message,

@@ -53,6 +53,7 @@ def job_view(
                 finished_at=state.finished_at,
                 waiting=waiting,
                 usage=usage.get((run.id, state.name), Usage()),
+                replica=state.lease_owner if state.status is StepStatus.RUNNING else None,
             )
         )
     total = sum((s.usage for s in steps), Usage())

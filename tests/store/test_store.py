@@ -175,6 +175,7 @@ def test_status_view_reads_revision_errors_agents_and_jobs(store: Store, clock) 
     assert view["jobs"][0]["steps"][0] | {"usage": None} == {
         "name": "a",
         "form": "run",
+        "replica": None,
         "status": "Pending",
         "reason": None,
         "message": "",
@@ -184,3 +185,14 @@ def test_status_view_reads_revision_errors_agents_and_jobs(store: Store, clock) 
         "next_attempt_at": None,
         "usage": None,
     }
+
+
+def test_status_says_which_george_runs_each_step(store: Store, clock) -> None:
+    run = store.create_run(job("j", step("a"), step("b", needs=["a"])), file="", revision="r",
+                           actor="git:r", at=clock.now())
+    assert run is not None
+    assert claim(store, run, run.steps[0], "george-one", clock.now())
+
+    [shown] = status_view(store, "j").to_json()["jobs"]
+
+    assert {s["name"]: s["replica"] for s in shown["steps"]} == {"a": "george-one", "b": None}
