@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
@@ -234,12 +235,14 @@ class _QuietMalformed(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True  # an error of George's own handlers keeps its traceback
         now = time.monotonic()
         if now - self._last < self._every:
             self._skipped += 1
             return False
         more = f" (and {self._skipped} more in the last {self._every:.0f} s)" if self._skipped else ""
-        first = str(error).splitlines()[0] if error else record.getMessage()
+        first = (str(error).splitlines() or [type(error).__name__])[0]
         record.msg, record.args, record.exc_info, record.exc_text = (
             f"refused a malformed HTTP request: {first}{more}", None, None, None)
         record.levelno, record.levelname = logging.WARNING, "WARNING"

@@ -31,10 +31,9 @@ from georgebot.config import format_duration
 from georgebot.engine.ports import Clock, Done, StepRecorder, StepTask, SystemClock, seconds
 from georgebot.model.specs import AgentSpec, HttpCheck
 from georgebot.model.status import Reason
-from georgebot.model.urls import is_credential, redact, redact_text, secrets_in
+from georgebot.model.urls import is_credential_header, redact, redact_text, secrets_in
 
 _REDIRECTS = {301, 302, 303, 307, 308}
-_CREDENTIALS = ("Authorization", "Cookie", "Proxy-Authorization")
 INVALID_INPUT = "InvalidInput"
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # a header name (RFC 9110 token)
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a horizontal tab is allowed in a value
@@ -251,7 +250,7 @@ def _origin(url: URL) -> tuple[str, str, int | None]:
 def _drop_credentials(headers: CIMultiDict[str]) -> None:
     """Before a redirect to another origin: `Authorization`, `Cookie`, `Proxy-Authorization`,
     and any header named like a credential (`X-Api-Key`, `Private-Token`, `X-Auth-Token`)."""
-    for name in {*_CREDENTIALS, *(n for n in headers if is_credential(n))}:
+    for name in [n for n in headers if is_credential_header(n)]:
         headers.popall(name, None)
 
 

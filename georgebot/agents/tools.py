@@ -21,7 +21,7 @@ from georgebot import errors
 from georgebot.agents import grants
 from georgebot.agents.ask import same_channel
 from georgebot.model.specs import AgentSpec, HttpCheck
-from georgebot.model.urls import redact
+from georgebot.model.urls import is_credential_header, redact
 
 RUN_COMMAND = "run_command"
 HTTP_REQUEST = "http_request"
@@ -256,7 +256,7 @@ def describe(action: Action) -> str:
         check = action.check
         text = f"send `{check.method} {redact(check.url)}`"
         if check.headers:
-            shown = {k: "***" if _credential(k) else v for k, v in check.headers.items()}
+            shown = {k: "***" if is_credential_header(k) else v for k, v in check.headers.items()}
             text += f" with headers `{_clip(json.dumps(shown, ensure_ascii=False))}`"
         if check.body is not None:
             text += f" with the JSON body `{_clip(json.dumps(check.body, ensure_ascii=False))}`"
@@ -267,9 +267,3 @@ def describe(action: Action) -> str:
 def _clip(text: str) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
 
-
-def _credential(header: str) -> bool:
-    """Headers whose values are credentials: never shown to people in an approval request."""
-    name = header.lower()
-    return name in ("authorization", "cookie", "proxy-authorization") or any(
-        word in name for word in ("token", "key", "secret", "password", "auth"))

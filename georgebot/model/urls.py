@@ -33,6 +33,15 @@ def is_credential(name: str) -> bool:
     return any(w in _WORDS for w in words) or lowered.replace("-", "").replace("_", "").endswith(_ENDINGS)
 
 
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def is_credential_header(name: str) -> bool:
+    """`Authorization`, `Cookie`, `X-Api-Key`, `Private-Token`: headers whose values are
+    credentials (never sent to another origin, never shown to people)."""
+    return name.strip().lower() in CREDENTIAL_HEADERS or is_credential(name)
+
+
 def redact(url: str) -> str:
     """`https://x-access-token:s3cr3t@host/r.git?ref=main&token=t` →
     `https://***@host/r.git?ref=main&token=***`. Text that is not a URL comes back unchanged,
