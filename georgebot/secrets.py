@@ -74,8 +74,7 @@ class Secrets:
             self._learn(value)
 
     def mask(self, text: str) -> str:
-        """`text` with every known value masked, and NUL (which PostgreSQL cannot store) as ␀."""
-        text = text.replace("\x00", "\u2400")
+        """`text` with every known value, and each of its lines, masked."""
         pattern = self._pattern
         if pattern is None or not text:
             return text

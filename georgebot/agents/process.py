@@ -43,9 +43,8 @@ class Tail:
 
     def _lines(self) -> list[str]:
         """Whole lines only: a line the byte limit cut is left out (what is left of it could
-        be part of a secret, too short to be recognised and masked). NUL becomes ␀, which
-        every database stores."""
-        lines = self._buf.decode("utf-8", errors="replace").replace("\x00", "\u2400").splitlines()
+        be part of a secret, too short to be recognised and masked)."""
+        lines = self._buf.decode("utf-8", errors="replace").splitlines()
         if self.total > len(self._buf) and lines:
             lines = lines[1:]
         return lines

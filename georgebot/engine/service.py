@@ -75,7 +75,7 @@ class _Recorder:
     """A command's or a request's output: written with the attempt's outcome, in its transaction."""
 
     async def note(self, role: str, text: str, data: dict[str, Any] | None = None) -> None:
-        text, data = self.engine.mask(text), _masked(data, self.engine.mask)
+        text, data = self.engine.clean(text), _masked(data, self.engine.clean)
         if role == "output" and data is None:
             self.outputs.append(text)
             return
@@ -94,7 +94,7 @@ class _Recorder:
                         what=f"where {self.step} runs")
 
     async def post(self, channel: str, text: str) -> None:
-        text = self.engine.mask(text)
+        text = self.engine.clean(text)
         store, at = self.engine.store, self.engine.clock.now()
         await patiently(
             lambda: self.engine.io(store.enqueue, self.job_id, channel=channel, text=text, kind="agent",
@@ -130,8 +130,7 @@ class Engine:
     owner: str = field(default_factory=lambda: f"george-{uuid.uuid4().hex[:12]}")
     chat: ChatPort = field(default_factory=_Quiet)
     keeper: Keeper | None = None  # stops the agents' tools when George cannot (none: tests)
-    mask: Callable[[str], str] = field(default=lambda text: text.replace("\x00", "\u2400"))
-    """Hides secrets' values (and NUL, which PostgreSQL cannot store) in what agents produce."""
+    mask: Callable[[str], str] = field(default=lambda text: text)  # hides secrets' values
 
     def __post_init__(self) -> None:
         self.io = StoreThread(self.store)
@@ -176,6 +175,11 @@ class Engine:
             if released:
                 log.info("released %d running step(s) for the next start", released)
         self.io.close()
+
+    def clean(self, text: str) -> str:
+        """What an agent or a person produced, as George keeps it: secrets masked, and NUL
+        (which PostgreSQL cannot store) as ␀."""
+        return self.mask(text.replace("\x00", "\u2400"))
 
     def attach(self, chat: ChatPort) -> None:
         """The chat adapter that is told about changes (one at a time)."""
@@ -461,7 +465,7 @@ class Engine:
         spec = run.spec.step(step.name)
         request_id = uuid.uuid4().hex
         digest = self.git.agent_digest(spec.agent)
-        outcome = replace(outcome, message=self.mask(outcome.message))
+        outcome = replace(outcome, message=self.clean(outcome.message))
 
         async def write() -> bool:
             now = self.clock.now()
@@ -553,7 +557,7 @@ class Engine:
         continues in a fresh attempt. Returns how many steps it resumed. From Slack, `run_id`
         is the run whose thread it is in: a reply in a cancelled run's thread answers nothing
         of the job's newer run."""
-        text = self.mask(text)  # a secret a person pasted is not kept or shown to a model
+        text = self.clean(text)  # a secret a person pasted is not kept or shown to a model
         async with self._lock:
             now = self.clock.now()
             if run_id is not None:
