@@ -11,6 +11,7 @@ those steps. `stop` ends what is left of an earlier attempt's group, on this hos
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ from pathlib import Path
 from georgebot.model.attempts import ProcessRecord
 
 WATCHDOG = Path(__file__).with_name("watchdog.py")
+log = logging.getLogger(__name__)
 
 
 # --- George's side -------------------------------------------------------------------
@@ -69,14 +71,18 @@ class Keeper:
             _reap(process)
 
     def _say(self, line: str) -> None:
+        """One line to the keeper, never blocking George: the pipe is non-blocking and a line
+        is far below PIPE_BUF, so it is written whole or not at all."""
         for _ in range(2):  # a keeper that died is started again, told everything, once
             process = self._process or self._spawn()
             try:
                 assert process.stdin is not None
-                process.stdin.write(line.encode() + b"\n")
-                process.stdin.flush()
+                os.write(process.stdin.fileno(), line.encode() + b"\n")
                 return
-            except (BrokenPipeError, OSError):
+            except BlockingIOError:
+                log.warning("the keeper process is not reading (stopped?); said nothing: %s", line)
+                return
+            except OSError:
                 self._process = None
         raise OSError("the keeper process cannot be started")
 
@@ -89,15 +95,15 @@ class Keeper:
             close_fds=True,
         )
         assert process.stdin is not None
+        os.set_blocking(process.stdin.fileno(), False)
         self._process = process
         weakref.finalize(self, _reap, process)  # a Keeper nobody closed still ends its process
         lines = []
         if self._until is not None:
             lines.append(f"hold {max(self._until - time.monotonic(), 0.0):.3f}")
         lines += [f"watch {group}" for group in sorted(self._watched)]
-        if lines:
-            process.stdin.write("".join(f"{x}\n" for x in lines).encode())
-            process.stdin.flush()
+        for line in lines:
+            os.write(process.stdin.fileno(), f"{line}\n".encode())
         return process
 
 

@@ -34,13 +34,16 @@ def keep() -> None:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
-                verb, _, value = line.decode().partition(" ")
-                if verb == "hold":
-                    deadline = time.monotonic() + float(value)
-                elif verb == "watch":
-                    watched.add(int(value))
-                elif verb == "forget":
-                    watched.discard(int(value))
+                verb, _, value = line.decode(errors="replace").partition(" ")
+                try:
+                    if verb == "hold":
+                        deadline = time.monotonic() + float(value)
+                    elif verb == "watch":
+                        watched.add(int(value))
+                    elif verb == "forget":
+                        watched.discard(int(value))
+                except ValueError:  # a garbled line is skipped; the keeper goes on
+                    print(f"george keeper: ignored {line[:80]!r}", file=sys.stderr, flush=True)
         if deadline is not None and watched and time.monotonic() > deadline:
             _kill_all(watched, "George's lease ran out unrenewed")
 

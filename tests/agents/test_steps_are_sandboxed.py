@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from georgebot import errors
-from georgebot.agents.keeper import Leftover, record, stop_leftover
+from georgebot.agents.keeper import Keeper, Leftover, record, stop_leftover
 from georgebot.agents.sandbox import Sandbox
 from georgebot.agents.shell import ShellRunner
 from georgebot.errors import ConfigError
@@ -198,3 +198,35 @@ def test_without_bubblewrap_steps_run_unconfined_and_say_why(tmp_path):
     with pytest.raises(ConfigError, match="GEORGE_SANDBOX is bubblewrap, but bwrap cannot start"):
         Sandbox.detect("bubblewrap", bwrap=str(broken))
     assert "GEORGE_SANDBOX is off" in Sandbox.detect("off").info.describe()
+
+
+def keeper_pids() -> list[int]:
+    """The keeper processes this test process started (children running watchdog.py)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rpartition(")")[2].split()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat[1]) == os.getpid() and b"watchdog.py" in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_keeper_that_stops_reading_never_blocks_george():
+    keeper = Keeper()
+    sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        keeper.watch(sleeper.pid)
+        [pid] = keeper_pids()
+        os.kill(pid, signal.SIGSTOP)
+
+        for _ in range(20_000):  # far more than a pipe holds
+            keeper.hold(30.0)
+
+        os.kill(pid, signal.SIGCONT)
+    finally:
+        keeper.close()  # the keeper stops what it watched as it goes
+        assert sleeper.wait(timeout=5) == -signal.SIGKILL
