@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -40,6 +40,9 @@ from georgebot.model.attempts import Replica
 from georgebot.secrets import MaskingFilter, Secrets
 from georgebot.slack import SlackSurface
 from georgebot.store import RunState, Store, open_database
+
+if TYPE_CHECKING:
+    from georgebot.store.notices import Notices
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,7 @@ class George:
             mask=self.secrets.mask,
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.notices: Notices | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self.replica: Replica | None = None
         self._masking = MaskingFilter(self.secrets)
@@ -146,9 +150,12 @@ class George:
             log.warning("could not record this George in the database yet (%s)", e)
 
     async def heartbeat(self) -> None:
+        """Says this George lives; the leader also forgets Georges silent for an hour."""
         with contextlib.suppress(StoreBusy):
-            await self.engine.io(self.store.heartbeat, self.engine.owner, self.clock.now(),
-                                 self.engine.git.health.error)
+            now = self.clock.now()
+            await self.engine.io(self.store.heartbeat, self.engine.owner, now, self.engine.git.health.error)
+            if self.engine.leading:
+                await self.engine.io(self.store.forget_replicas, now - timedelta(hours=1))
 
     async def start(self) -> None:
         """The long-running form: passes on every wake, the safety net and the Git poll."""
@@ -173,6 +180,20 @@ class George:
             self.heartbeat, "interval", seconds=self.settings.lease_seconds, id="heartbeat",
             coalesce=True, max_instances=1,
         )
+        self.scheduler.add_job(
+            self.engine.lead, "interval", seconds=self.settings.lease_seconds / 3, id="lead",
+            coalesce=True, max_instances=1,
+        )
+        if not self.db.is_sqlite:
+            from georgebot.store.notices import Notices
+
+            loop = asyncio.get_running_loop()
+
+            def heard(payload: str) -> None:
+                loop.call_soon_threadsafe(self.engine.heard, payload)
+
+            self.notices = Notices(self.settings.database_url, heard)
+            self.notices.start()
         self.scheduler.start()
         self._loop_task = asyncio.create_task(self.engine.run_forever(), name="george-reconcile")
         self.engine.wake(sync=True)
@@ -184,6 +205,8 @@ class George:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
+        if self.notices is not None:
+            await asyncio.to_thread(self.notices.close)
         if self.replica is not None:
             with contextlib.suppress(StoreBusy):
                 await self.engine.io(self.store.remove_replica, self.replica.id)
@@ -342,6 +365,8 @@ async def _http_server(settings: Settings, george: George, surface: SlackSurface
         return web.json_response({"ok": ready, "slack": surface.ready, "synced": synced,
                                   "database": {"writable": writable}, "reasons": reasons,
                                   "sandbox": {"kind": info.kind, "detail": info.detail},
+                                  "replica": george.engine.owner, "leader": george.engine.leading,
+                                  "outbox_leader": surface.leading,
                                   "sync": george.engine.git.health.to_json(time.monotonic())},
                                  status=200 if ready else 503)
 

@@ -5,7 +5,7 @@ Pure functions over a run as read; `lifecycle` holds what changes when they do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from georgebot.model.status import StepStatus
@@ -28,6 +28,17 @@ def ready(run: RunState, now: datetime) -> list[StepState]:
 
 def running(run: RunState) -> list[StepState]:
     return run.index.named(StepStatus.RUNNING)
+
+
+def next_due(run: RunState, now: datetime, mine: Callable[[int], bool]) -> datetime | None:
+    """When a step of this run can start without a person, a commit or another George's
+    word: a retry falls due, or the lease of a step no agent of this George runs lapses."""
+    index = run.index
+    times = [s.next_attempt_at for s in index.unblocked(StepStatus.RETRYING)
+             if s.next_attempt_at is not None and s.next_attempt_at > now]
+    times += [s.lease_expires_at for s in index.named(StepStatus.RUNNING)
+              if s.lease_expires_at is not None and s.lease_expires_at > now and not mine(s.id)]
+    return min(times, default=None)
 
 
 def at_rest(runs: Iterable[RunState], now: datetime) -> bool:

@@ -12,6 +12,7 @@ changes state wakes the loop at once; the runtime's scheduler is only the safety
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -25,6 +26,7 @@ from georgebot import errors
 from georgebot.engine import lifecycle, planning
 from georgebot.engine.chat import ChatDesk
 from georgebot.engine.execution import Outcome, run_step_once
+from georgebot.engine.leading import Leadership
 from georgebot.engine.lifecycle import Decision, RetryPlan, Verdict
 from georgebot.engine.ports import (
     AgentRunner,
@@ -44,7 +46,7 @@ from georgebot.model.attempts import ProcessRecord
 from georgebot.model.specs import AgentSpec, StepForm
 from georgebot.model.status import JobStatus, Reason, StepStatus
 from georgebot.model.views import Usage
-from georgebot.store import Effects, Note, Remark, RunState, StepState, Store
+from georgebot.store import Claim, Effects, Note, Remark, RunState, StepState, Store
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,13 @@ class Engine:
             renew=self._renew, lease=self.settings.lease.total_seconds(), keeper=self.keeper,
             on_reaped=self.wake,
         )
+        self.store.announce_as = self.owner
+        self.leadership = Leadership(
+            "sync", owner=self.owner, store=self.store, io=self.io, now=self.clock.now,
+            lease=self.settings.lease, what="the Git sync (creating and cancelling runs)",
+        )
+        self._followed: str | None = None  # the revision the leader recorded, as last seen
+        self._due: tuple[datetime, asyncio.TimerHandle] | None = None
         self._wake = asyncio.Event()
         self._sync_requested = True
         self._lock = asyncio.Lock()
@@ -161,10 +170,13 @@ class Engine:
         self.supervisor.start()
 
     async def close(self) -> None:
-        """Cancels running agents; their steps are released so the next start resumes them."""
+        """Cancels running agents; their steps are released so the next start resumes them,
+        and another George may lead the sync at once."""
         await self.supervisor.close()
-        if self._retry_at is not None:
-            self._retry_at.cancel()
+        for timer in (self._retry_at, self._due[1] if self._due else None):
+            if timer is not None:
+                timer.cancel()
+        await self.leadership.resign()
         if self._prune is not None:
             await asyncio.gather(self._prune, return_exceptions=True)
         try:
@@ -192,6 +204,35 @@ class Engine:
     def wake(self, *, sync: bool = False) -> None:
         self._sync_requested = self._sync_requested or sync
         self._wake.set()
+
+    @property
+    def leading(self) -> bool:
+        """Whether this George leads the Git sync among those sharing its database."""
+        return self.leadership.leading
+
+    async def lead(self) -> None:
+        """Keeps or takes the lead (every third of a lease): a George that takes it over
+        syncs at once."""
+        was = self.leading
+        with contextlib.suppress(errors.StoreBusy):  # a pass says so, and tries again
+            if await self.leadership.hold() and not was:
+                self.wake(sync=True)
+
+    def heard(self, payload: str) -> None:
+        """Another George's announcement (PostgreSQL's NOTIFY): a run it changed is read
+        again and its next steps start here if this George has room; a revision it recorded
+        is synced. "gap": announcements may have been missed, so everything is read again."""
+        owner, _, what = payload.partition(" ")
+        if owner == self.owner:
+            return
+        if what == "revision":
+            self.wake(sync=True)
+        elif what.isdigit():
+            self._notify(int(what))
+            self.wake()
+        elif payload == "gap":
+            self._full_at = None
+            self.wake(sync=True)
 
     def tell(self, run_id: int) -> None:
         """The chat owes this run's card an update, or its outbox holds a new message."""
@@ -244,12 +285,20 @@ class Engine:
     # --- one pass -------------------------------------------------------------------
 
     async def reconcile_once(self, *, sync: bool = True) -> None:
-        snapshot = await self.git.fetch() if sync or self.snapshot is None else None  # no lock held
+        leading = await self.leadership.hold()
+        if leading:
+            snapshot = await self.git.fetch() if sync or self.snapshot is None else None  # no lock held
+            if snapshot is None and self.git.unapplied:
+                snapshot = self.snapshot  # followed while another George led: applied now
+        else:
+            snapshot = await self._follow()
         async with self._lock:
             self.passes += 1
             now = self.clock.now()
             applied = None
-            if snapshot is not None:
+            if snapshot is not None and not leading:
+                self.git.adopt(snapshot)
+            elif snapshot is not None:
                 fresh = self._full_at is not None and not self._stale  # the copies are current
                 applied = await self.git.apply(snapshot, now, self._runs if fresh else None)
             # A full pass reads every active run and looks at time-based conditions (Stalled);
@@ -277,6 +326,33 @@ class Engine:
                 if full or run.id in self._dirty:
                     self._dirty.discard(run.id)
                     await self._refresh(run, now)
+            self._wake_when_due(runs, now)
+
+    async def _follow(self) -> Snapshot | None:
+        """While another George leads the sync: the manifests of the revision it recorded
+        (fetched from Git once it records a new one), so this George runs steps with that
+        revision's agents and tools, but changes no runs because of it."""
+        recorded = await self.io(self.store.recorded_revision)
+        if self.snapshot is not None and recorded in (None, self._followed):
+            return None
+        self._followed = recorded
+        return await self.git.fetch()
+
+    def _wake_when_due(self, runs: list[RunState], now: datetime) -> None:
+        """The next pass runs when a retry falls due or the lease of a step that no agent of
+        this George runs lapses (its George may have died), not at the next safety-net pass."""
+        due = min((t for r in runs if (t := planning.next_due(r, now, self.supervisor.running))),
+                  default=None)
+        if due is None or (self._due is not None and self._due[0] <= due and self._due[0] > now):
+            return
+        if self._due is not None:
+            self._due[1].cancel()
+        delay = (due - now).total_seconds() + 0.05
+        self._due = (due, asyncio.get_running_loop().call_later(delay, self._when_due))
+
+    def _when_due(self) -> None:
+        self._due = None
+        self.wake()
 
     async def _prune_checkouts(self, keep: set[str]) -> None:
         """Old revisions' checkouts go once no active run or live attempt uses them."""
@@ -292,7 +368,13 @@ class Engine:
 
     async def _active_runs(self, full: bool, *, reload: bool = True) -> list[RunState]:
         if full and reload:
-            self._runs = {r.id: r for r in await self.io(self.store.load_active)}
+            runs = {r.id: r for r in await self.io(self.store.load_active)}
+            for run_id, run in runs.items():  # what other Georges changed (SQLite has no NOTIFY)
+                known = self._runs.get(run_id)
+                if known is None or known.updated_at != run.updated_at:
+                    self._dirty.add(run_id)
+                    self.chat.changed(run_id)
+            self._runs = runs
             self._stale.clear()
         if self._stale:
             stale, self._stale = list(self._stale), set()
@@ -321,12 +403,26 @@ class Engine:
         if not await self.io(self.store.commit, run, effects, now):
             self._notify(run.id)  # someone else moved first: read it again
             return False
+        self._committed(run, effects, now)
+        return True
+
+    async def _claim(self, run: RunState, effects: Effects, now: datetime,
+                     agent: AgentSpec | None) -> Claim:
+        """A step's claim, within its agent's cap counted across every George."""
+        cap = (agent.metadata.name, agent.spec.max_concurrent_steps) if agent else None
+        claimed = await self.io(self.store.claim, run, effects, now, cap=cap)
+        if claimed is Claim.CLAIMED:
+            self._committed(run, effects, now)
+        else:
+            self._notify(run.id)  # another George has it, or the agent is at its cap: read again
+        return claimed
+
+    def _committed(self, run: RunState, effects: Effects, now: datetime) -> None:
         self.store.follow(run, effects, now)
         cached = self._runs.get(run.id)
         if cached is not None and cached is not run:  # the pass's copy follows too
             self.store.follow(cached, effects, now)
         self._notify(run.id, stale=False)
-        return True
 
     # --- starting agents ------------------------------------------------------------
 
@@ -341,6 +437,7 @@ class Engine:
     async def _start_ready(self, runs: list[RunState], now: datetime) -> None:
         if self.snapshot is None and not self.agents:
             return
+        full: set[str] = set()  # agents at their cap, counted across Georges
         for n, run in enumerate(runs):
             await breathe(n)
             candidates = [(s, True) for s in self._recoverable(run, now)]
@@ -350,16 +447,19 @@ class Engine:
                     return
                 spec = run.spec.step(step.name)
                 agent = self.agents.get(spec.agent) if spec.agent else None
-                if (
-                    agent
-                    and self.supervisor.count_for(agent.metadata.name) >= agent.spec.max_concurrent_steps
+                if agent and (
+                    agent.metadata.name in full
+                    or self.supervisor.count_for(agent.metadata.name) >= agent.spec.max_concurrent_steps
                 ):
                     continue
                 claim = lifecycle.claim(
                     run, step, owner=self.owner, now=now, lease=self.settings.lease, recovered=recovered
                 )
                 since = time.monotonic()
-                if not await self._commit(run, claim, now):
+                claimed = await self._claim(run, claim, now, agent)
+                if claimed is Claim.FULL and agent is not None:
+                    full.add(agent.metadata.name)
+                if claimed is not Claim.CLAIMED:
                     continue
                 self.supervisor.held(since)
                 step = replace(step)  # as claimed: what its outcome will compare-and-set against

@@ -113,6 +113,7 @@ class GitSync:
         self._cancel_job = cancel_job
         self._notify = notify
         self.snapshot: Snapshot | None = None
+        self.applied: Snapshot | None = None  # differs from `snapshot` after following a leader
         self.agents: dict[str, AgentSpec] = {}
         self._fetching: asyncio.Lock = asyncio.Lock()
         self._running: asyncio.Future[Snapshot] | None = None
@@ -170,7 +171,7 @@ class GitSync:
         `cached`: the engine's copies of the active runs, read again only where the database
         says they are not current. Returns the active runs as they now stand (those it changed
         are announced stale)."""
-        if snap is self.snapshot:
+        if snap is self.applied:
             return await self.io(self.store.load_active)
         current = await self.io(self.store.current_revision)
         if current is None or current[0].sha != snap.revision.sha:
@@ -185,7 +186,17 @@ class GitSync:
         agents = dict(snap.agents)
         runs = await self._apply(snap, agents, now, cached)
         self.snapshot, self.agents = snap, agents  # only once applied: a busy database tries again
+        self.applied = snap
         return runs
+
+    def adopt(self, snap: Snapshot) -> None:
+        """The manifests another George (the leader) applies: agents and tools, no runs."""
+        self.snapshot, self.agents = snap, dict(snap.agents)
+
+    @property
+    def unapplied(self) -> bool:
+        """A snapshot followed while another George led, not applied by this one yet."""
+        return self.snapshot is not None and self.snapshot is not self.applied
 
     async def _commit(self, run: RunState, effects: Effects, now: datetime) -> None:
         if not effects:

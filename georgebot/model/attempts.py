@@ -39,3 +39,4 @@ class Replica:
     started_at: datetime
     heartbeat_at: datetime
     sync_error: str | None = None  # its Git sync fails or is stuck: what is wrong
+    leads: tuple[str, ...] = ()  # what it leads now: "sync", "outbox:<bot user>"

@@ -209,7 +209,7 @@ class StatusView:
             "replicas": [
                 {"id": r.id, "host": r.host, "pid": r.pid, "version": r.version,
                  "sandbox": r.sandbox, "started_at": iso(r.started_at), "heartbeat_at": iso(r.heartbeat_at),
-                 "sync_error": r.sync_error}
+                 "sync_error": r.sync_error, "leader": "sync" in r.leads, "leads": list(r.leads)}
                 for r in self.replicas
             ],
             "revision": None

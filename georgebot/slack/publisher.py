@@ -7,6 +7,9 @@ the change happened); `chat.update` calls share a workspace-wide budget, newest 
 first; a 429 pauses that kind of call for its Retry-After and the change stays owed. The
 card's channel and timestamp are stored, so a restarted George updates the same card; if
 Slack lost it (`message_not_found`), a new one is posted and recorded.
+
+Among Georges sharing a database, the one that leads the workspace's outbox (`Leadership`)
+posts and updates; the others wait, and one of them takes over within a lease if it dies.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass, field
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
+from georgebot import errors
+from georgebot.engine.leading import Leadership
 from georgebot.engine.service import Engine
 from georgebot.model.views import OutboxItem
 from georgebot.slack import blocks as render
@@ -93,8 +98,10 @@ class CardPublisher:
         settings: PublisherSettings | None = None,
         directory: Directory | None = None,
         ticker: Ticker | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.engine = engine
+        self.leadership = leadership
         self.desk = engine.desk
         self.client = client
         self.settings = settings or PublisherSettings()
@@ -133,6 +140,8 @@ class CardPublisher:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+        if self.leadership is not None:
+            await self.leadership.resign()  # another George delivers at once
 
     def changed(self, run_id: int) -> None:
         """The engine's `ChatPort`: this run changed; its card is owed an update."""
@@ -156,10 +165,35 @@ class CardPublisher:
 
     # --- the loop -------------------------------------------------------------------
 
+    @property
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.leading
+
+    async def _lead(self) -> bool:
+        """Whether this George delivers now; one that just took over brings every live card
+        up to date (the cards another George posted are read from the store)."""
+        if self.leadership is None:
+            return True
+        was = self.leadership.leading
+        try:
+            if not await self.leadership.hold():
+                return False
+        except errors.StoreBusy:
+            return False
+        if not was:
+            self._cards.clear()
+            for run_id in await self.desk.active_runs():
+                self.changed(run_id)
+        return True
+
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
             try:
+                if not await self._lead():
+                    assert self.leadership is not None
+                    await self._ticker.wait(self._wake, self.leadership.renew_every)
+                    continue
                 delay = await self._pass()
             except Exception:
                 log.exception("publishing to Slack failed; trying again shortly")
@@ -167,8 +201,9 @@ class CardPublisher:
             if delay is not None and delay <= 0:
                 await asyncio.sleep(0)  # let the engine run between busy passes
                 continue
-            await self._ticker.wait(self._wake,
-                                    self.settings.outbox_poll if delay is None else delay)
+            poll = self.settings.outbox_poll if self.leadership is None else min(
+                self.settings.outbox_poll, self.leadership.renew_every)
+            await self._ticker.wait(self._wake, poll if delay is None else min(delay, poll))
 
     async def _pass(self) -> float | None:
         """Sends what is owed and may go now; returns seconds until more may go (None:

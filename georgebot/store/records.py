@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
@@ -29,17 +29,31 @@ from georgebot.store.statements import (
 )
 from georgebot.store.tables import (
     EventRow,
+    LeaseRow,
     OutboxRow,
     ReplicaRow,
     RevisionRow,
+    SlackEventRow,
     SlackMessageRow,
     UsageRow,
 )
+
+CHANNEL = "george"
+"""PostgreSQL's NOTIFY channel: every commit that changes a run (or records a revision)
+says so on it, as "<george> <run id>" (or "<george> revision")."""
+_NOTIFY = sa.text("SELECT pg_notify(:channel, :payload)")
 
 
 class Records:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.announce_as: str | None = None
+        """On PostgreSQL, commits are announced (NOTIFY) under this name, so other Georges
+        read the run again at once, and this one knows its own announcements."""
+
+    def _announce(self, conn: sa.Connection, what: int | str) -> None:
+        if self.announce_as is not None and not self.db.is_sqlite:
+            conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": f"{self.announce_as} {what}"})
 
     def guarded(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Calls `fn`; a database that is locked, read-only, full or unreachable leaves as
@@ -79,14 +93,79 @@ class Records:
             conn.execute(sa.delete(ReplicaRow.__table__).where(  # type: ignore[attr-defined]
                 col(ReplicaRow.id) == replica_id))
 
+    def forget_replicas(self, silent_since: datetime) -> int:
+        """Removes the rows of Georges silent since then (killed: no clean stop removed them)."""
+        with self.db.engine.begin() as conn:
+            return int(conn.execute(sa.delete(ReplicaRow.__table__).where(  # type: ignore[attr-defined]
+                col(ReplicaRow.heartbeat_at) < silent_since)).rowcount)
+
     def replicas(self) -> list[Replica]:
         """Every George that said it runs, oldest first (a killed one stays until it is
         seen silent: its heartbeat tells)."""
+        leads: dict[str, list[str]] = {}
+        for name, holder in sorted(self.leaders(datetime.now(UTC)).items()):
+            leads.setdefault(holder, []).append(name)
         with self.session() as s:
             rows = s.exec(select(ReplicaRow).order_by(col(ReplicaRow.started_at))).all()
             return [Replica(id=r.id, host=r.host, pid=r.pid, version=r.version, sandbox=r.sandbox,
-                            started_at=r.started_at, heartbeat_at=r.heartbeat_at, sync_error=r.sync_error)
+                            started_at=r.started_at, heartbeat_at=r.heartbeat_at, sync_error=r.sync_error,
+                            leads=tuple(leads.get(r.id, ())))
                     for r in rows]
+
+    # --- what one George at a time leads --------------------------------------------
+
+    def lead(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Takes the lease `name` if it is free or has lapsed, or keeps it if `holder` has it;
+        True while `holder` leads. Guarded updates: two Georges never both hold it."""
+        table = LeaseRow.__table__  # type: ignore[attr-defined]
+        with self.db.engine.begin() as conn:
+            kept = conn.execute(
+                sa.update(table)
+                .where(table.c.name == name, sa.or_(table.c.holder == holder, table.c.expires_at <= now))
+                .values(holder=holder, expires_at=until,
+                        acquired_at=sa.case((table.c.holder == holder, table.c.acquired_at), else_=now))
+            )
+            if kept.rowcount == 1:
+                return True
+            if conn.execute(sa.select(table.c.name).where(table.c.name == name)).first() is not None:
+                return False
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(sa.insert(table).values(name=name, holder=holder, expires_at=until,
+                                                     acquired_at=now))
+        except sa.exc.IntegrityError:
+            return False  # another George took it first
+        return True
+
+    def resign(self, name: str, holder: str, now: datetime) -> None:
+        """A George stopping cleanly hands the lease on at once."""
+        table = LeaseRow.__table__  # type: ignore[attr-defined]
+        with self.db.engine.begin() as conn:
+            conn.execute(sa.update(table).where(table.c.name == name, table.c.holder == holder)
+                         .values(expires_at=now))
+
+    def leaders(self, now: datetime) -> dict[str, str]:
+        """Who leads what now: lease name → holder (lapsed leases are nobody's)."""
+        table = LeaseRow.__table__  # type: ignore[attr-defined]
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(sa.select(table.c.name, table.c.holder).where(table.c.expires_at > now))
+            return {name: holder for name, holder in rows}
+
+    # --- Slack events ---------------------------------------------------------------
+
+    def first_delivery(self, event_id: str, at: datetime, *, forget_before: datetime) -> bool:
+        """Records that some George handles this Slack event; False when one already did (a
+        retry, a redelivery, another replica's copy). Events older than `forget_before` go."""
+        table = SlackEventRow.__table__  # type: ignore[attr-defined]
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(sa.insert(table).values(id=event_id, seen_at=at))
+        except sa.exc.IntegrityError:
+            return False
+        if hash(event_id) % 100 == 0:  # now and then, not on every event
+            with self.db.engine.begin() as conn:
+                conn.execute(sa.delete(table).where(table.c.seen_at < forget_before))
+        return True
 
     # --- revisions ------------------------------------------------------------------
 
@@ -100,7 +179,16 @@ class Records:
     ) -> None:
         with self.session() as s:
             s.add(RevisionRow(sha=sha, message=message, synced_at=at, errors=errors, agents=agents))
+            s.flush()
+            self._announce(s.connection(), "revision")
             s.commit()
+
+    def recorded_revision(self) -> str | None:
+        """The sha of the revision the leading George applied last (cheap: one row)."""
+        query = sa.select(RevisionRow.__table__.c.sha).order_by(  # type: ignore[attr-defined]
+            RevisionRow.__table__.c.id.desc()).limit(1)  # type: ignore[attr-defined]
+        with self.db.engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
 
     def current_revision(self) -> tuple[RevisionView, list[dict[str, Any]], dict[str, Any]] | None:
         with self.session() as s:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +54,12 @@ from georgebot.store.tables import (
     JobRunRow,
     StepRunRow,
 )
+
+
+class Claim(Enum):
+    CLAIMED = "claimed"
+    TAKEN = "taken"  # another George claimed it, or is claiming it now
+    FULL = "full"  # the agent runs its maxConcurrentSteps already, counted across Georges
 
 
 class Store(Records):
@@ -179,6 +186,7 @@ class Store(Records):
                         "message": "",
                         "agent_digest": "",
                         "digest": job.step_digest(step.name),
+                        "agent": step.agent,
                     }
                     for position, step in enumerate(job.steps)
                 ],
@@ -197,6 +205,7 @@ class Store(Records):
                     "message": f"job created from template {job.template}",
                 },
             )
+            self._announce(conn, run_id)
         return self.load_run(int(run_id))
 
     def apply_generation(
@@ -225,14 +234,15 @@ class Store(Records):
             conn.execute(sa.update(JOBS).where(JOBS.c.id == run.id).values(**values))
             known = {s.name for s in run.steps}
             positions = {step.name: n for n, step in enumerate(job.steps)}
+            agents = {step.name: step.agent for step in job.steps}
             for state in run.steps:
                 place = positions.get(state.name, 10_000 + state.position % 10_000)
-                if place != state.position:
-                    conn.execute(sa.update(STEPS).where(STEPS.c.id == state.id).values(position=place))
+                conn.execute(sa.update(STEPS).where(STEPS.c.id == state.id)
+                             .values(position=place, agent=agents.get(state.name)))
             added = [
                 {"job_id": run.id, "name": s.name, "position": positions[s.name], "status": "Pending",
                  "attempts": 0, "failures": 0, "message": "", "agent_digest": "",
-                 "digest": job.step_digest(s.name)}
+                 "digest": job.step_digest(s.name), "agent": s.agent}
                 for s in job.steps if s.name not in known
             ]
             if added:
@@ -243,6 +253,27 @@ class Store(Records):
         return True
 
     # --- transitions ----------------------------------------------------------------
+
+    def claim(self, run: RunState, effects: Effects, at: datetime, *,
+              cap: tuple[str, int] | None = None) -> Claim:
+        """A step's claim (`lifecycle.claim`). On PostgreSQL the step's row is locked with
+        SKIP LOCKED, so Georges claiming at once pass each other by instead of queueing. With
+        `cap` (agent, maxConcurrentSteps) it stands only while the agent's running steps,
+        counted across every George, stay within it; on PostgreSQL under a lock per agent."""
+        [move] = effects.moves
+        with self.db.engine.begin() as conn:
+            if not self.db.is_sqlite:
+                if conn.execute(_SKIP_LOCKED, {"p_id": move.old.id}).first() is None:
+                    return Claim.TAKEN
+                if cap is not None:
+                    conn.execute(_AGENT_LOCK, {"agent": cap[0]})
+            if not self._write(conn, run, effects, at):
+                conn.rollback()
+                return Claim.TAKEN
+            if cap is not None and conn.execute(_RUNNING_OF, {"agent": cap[0]}).scalar_one() > cap[1]:
+                conn.rollback()
+                return Claim.FULL
+        return Claim.CLAIMED
 
     def commit(self, run: RunState, effects: Effects, at: datetime) -> bool:
         """Writes `effects` in one transaction. False, and nothing written, when a step moved
@@ -322,6 +353,7 @@ class Store(Records):
             values["progress_at"] = at
         if values or effects.moves:
             conn.execute(TOUCH, {"p_id": run.id, "updated_at": at, **values})
+            self._announce(conn, run.id)
         return True
 
     def _move(self, conn: sa.Connection, run: RunState, move: Move, at: datetime) -> bool:
@@ -439,6 +471,11 @@ class Store(Records):
             return len(rows)
 
 
+_SKIP_LOCKED = (sa.select(STEPS.c.id).where(STEPS.c.id == sa.bindparam("p_id"))
+                .with_for_update(skip_locked=True))
+_AGENT_LOCK = sa.text("SELECT pg_advisory_xact_lock(6700, hashtext(:agent))")
+_RUNNING_OF = sa.select(sa.func.count()).select_from(STEPS).where(
+    STEPS.c.agent == sa.bindparam("agent"), STEPS.c.status == StepStatus.RUNNING.value)
 _STATE_FIELDS = tuple(f.name for f in fields(StepState))
 _RUN_COLUMNS = tuple(c for c in JOBS.c if c.name != "spec")
 _FINISHED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED)

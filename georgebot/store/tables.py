@@ -77,7 +77,10 @@ class JobRunRow(SQLModel, table=True):
 
 class StepRunRow(SQLModel, table=True):
     __tablename__ = "step_runs"
-    __table_args__ = (sa.UniqueConstraint("job_id", "name"),)
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "name"),
+        sa.Index("ix_step_runs_agent_status", "agent", "status"),  # caps count running steps
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: int = Field(foreign_key="job_runs.id", index=True)
@@ -94,6 +97,7 @@ class StepRunRow(SQLModel, table=True):
     started_at: datetime | None = _at()
     deadline_at: datetime | None = _at()  # started_at + timeout; ask: when to ping / fail
     finished_at: datetime | None = _at()
+    agent: str | None = None  # its AgentSpec: an agent's cap counts its steps across Georges
     lease_owner: str | None = None
     lease_expires_at: datetime | None = _at()
     waits_for: dict[str, Any] | None = _json()  # `model.approvals.Waits`: the open request
@@ -114,6 +118,27 @@ class ReplicaRow(SQLModel, table=True):
     started_at: datetime = _at(nullable=False)
     heartbeat_at: datetime = _at(nullable=False)
     sync_error: str | None = None  # what is wrong with its Git sync now, if anything
+
+
+class LeaseRow(SQLModel, table=True):
+    """What one George at a time does (the Git sync, the outbox): held until `expires_at`,
+    renewed by its holder, taken by another once it lapses."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True)
+    holder: str = ""
+    expires_at: datetime = _at(nullable=False)
+    acquired_at: datetime = _at(nullable=False)
+
+
+class SlackEventRow(SQLModel, table=True):
+    """A Slack event some George handled: a repeated delivery, to any George, is dropped."""
+
+    __tablename__ = "slack_events"
+
+    id: str = Field(primary_key=True)
+    seen_at: datetime = _at(nullable=False, index=True)
 
 
 class RequestRow(SQLModel, table=True):

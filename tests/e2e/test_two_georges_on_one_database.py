@@ -79,4 +79,4 @@ def test_a_database_from_a_newer_george_is_a_one_line_error(database_url: str, t
 
     assert shown.returncode == 2, shown.stderr
     assert "Traceback" not in shown.stderr
-    assert "was upgraded by a newer George (schema 9999; this one knows up to 0004)" in shown.stderr
+    assert "was upgraded by a newer George (schema 9999; this one knows up to 0005)" in shown.stderr
