@@ -74,6 +74,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A schema of its own on the PostgreSQL server, for what only PostgreSQL does."""
+    yield from _postgres_schema_url()
+
+
+@pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
     db = open_database(database_url)
     yield db

@@ -16,7 +16,7 @@ import pytest
 from georgebot.engine.ports import SystemClock
 from georgebot.engine.service import Engine, EngineSettings
 from georgebot.model.status import StepStatus
-from georgebot.store import Store
+from georgebot.store import Store, open_database
 from georgebot.store.notices import Notices
 from tests.engine.at_rest import eventually
 from tests.engine.harness import FakeSource, ScriptedRunner, agent, decide, job, step
@@ -121,11 +121,11 @@ async def test_a_george_that_stops_cleanly_hands_the_lead_on_at_once(
 
 @pytest.mark.postgres
 async def test_a_decision_one_george_takes_starts_the_next_step_at_once_on_another(
-    database_url: str, store: Store, other_store: Store, source: FakeSource, tmp_path: Path,
-    engines: list[Engine],
+    postgres_url: str, source: FakeSource, tmp_path: Path, engines: list[Engine],
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("NOTIFY is PostgreSQL's; on SQLite the next full pass finds the change")
+    """PostgreSQL's NOTIFY; on SQLite the next full pass finds the change."""
+    databases = [open_database(postgres_url) for _ in range(2)]
+    store, other_store = (Store(db) for db in databases)
     real_time = SystemClock()
     runner = ScriptedRunner()
     source.commit(job("j", step("ok", ask={}), step("go", needs=("ok",))))
@@ -133,7 +133,7 @@ async def test_a_decision_one_george_takes_starts_the_next_step_at_once_on_anoth
     front = george(other_store, source, runner, real_time, tmp_path, "front", max_concurrent_steps=0)
     engines.extend([worker, front])
     loop = asyncio.get_running_loop()
-    notices = Notices(database_url, lambda payload: loop.call_soon_threadsafe(worker.heard, payload))
+    notices = Notices(postgres_url, lambda payload: loop.call_soon_threadsafe(worker.heard, payload))
     notices.start()
     await worker.start()
     await front.start()
@@ -153,3 +153,8 @@ async def test_a_decision_one_george_takes_starts_the_next_step_at_once_on_anoth
         with suppress(asyncio.CancelledError):
             await passes
         await asyncio.to_thread(notices.close)
+        for engine in (worker, front):
+            await engine.close()
+        engines.clear()
+        for db in databases:
+            db.close()
