@@ -197,6 +197,28 @@ def reconcile(settings: Settings, wait: bool, timeout: float | None) -> None:
         sys.exit(1)
 
 
+@main.command("migrate")
+@settings_options
+@click.option("--sql", "as_sql", is_flag=True,
+              help="Print the upgrade as SQL instead, changing nothing (data fix-ups are left out).")
+def migrate_schema(settings: Settings, as_sql: bool) -> None:
+    """Bring the database's schema up to this George's, as `run` does at start; print the schema
+    it was at and the one it is at now."""
+    from georgebot.model.urls import redact
+    from georgebot.store import database
+
+    with database.connected(settings.database_url) as db:
+        if as_sql:
+            click.echo(database.upgrade_script(db), nl=False)
+            return
+        done = database.migrate(db)
+    where = redact(settings.database_url)
+    if done.before == done.after:
+        click.echo(f"{where}: already at {done.after}")
+    else:
+        click.echo(f"{where}: schema {done.before or 'none'} → {done.after}")
+
+
 @main.command()
 @settings_options
 @click.argument("job")
@@ -264,6 +286,9 @@ def _read(settings: Settings, query: Callable[[Store], T]) -> T:
         return query(Store(db))
 
 
+_LEADS = {"sync": "the Git sync", "outbox": "Slack delivery"}
+
+
 def _status_text(view: StatusView) -> str:
     lines = []
     rev = view.revision
@@ -275,8 +300,9 @@ def _status_text(view: StatusView) -> str:
     confined = kind == "bubblewrap"
     lines.append(f"sandbox   {detail}" if confined else f"sandbox   none: steps are NOT sandboxed ({detail})")
     for r in view.replicas:
+        leads = [_LEADS.get(name.partition(":")[0], name) for name in r.leads]
         lines.append(f"george    {r.id} on {r.host} (pid {r.pid}, {r.version}), started {iso(r.started_at)}, "
-                     f"last seen {iso(r.heartbeat_at)}")
+                     f"last seen {iso(r.heartbeat_at)}" + (f"; leads {' and '.join(leads)}" if leads else ""))
     for err in view.manifest_errors:
         where = err["file"] if err["line"] is None else f"{err['file']}:{err['line']}"
         lines.append(f"error     {where}: {err['kind']}/{err['name']}: {err['message']}")

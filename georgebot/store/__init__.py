@@ -5,7 +5,6 @@ Rows never leave this package; callers get views (`model/views.py`) or plain val
 
 from georgebot.model.views import OutboxItem, SlackMessage
 from georgebot.store.database import Database, open_database, reading
-from georgebot.store.records import CHANNEL
 from georgebot.store.repository import Claim, Store
 from georgebot.store.shapes import (
     NOTHING,
@@ -24,7 +23,6 @@ from georgebot.store.shapes import (
 )
 
 __all__ = [
-    "CHANNEL",
     "NOTHING",
     "Ballot",
     "Claim",

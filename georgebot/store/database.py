@@ -2,11 +2,13 @@
 
 `open_database(url)` is called once by the runtime or a command; migrations live in
 `store/migrations/` and run automatically, so an old `george.db` is upgraded in place.
+`georgebot migrate` runs them on their own (`migrate`), or prints them as SQL (`upgrade_script`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +20,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from alembic.util import CommandError
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from georgebot.errors import ConfigError
@@ -80,32 +83,88 @@ def create(url: str, *, busy_ms: int = 5000) -> Database:
 MIGRATION_LOCK = 0x6765_6F72_6765  # "george": the advisory lock every George upgrades under
 
 
-def migrate(db: Database) -> None:
+@dataclass(frozen=True)
+class Upgrade:
+    """What `migrate` did: the schema before (None: a database George never wrote) and after."""
+
+    before: str | None
+    after: str
+
+
+def migrate(db: Database) -> Upgrade:
     """Brings the schema to this George's head, one George at a time: on PostgreSQL under a
     transaction-level advisory lock, on SQLite under an exclusive lock of a file beside the
     database, so Georges started at the same moment all succeed. A database newer than this
     George is a ConfigError saying so."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _config()
     with _migration_lock(db), db.engine.begin() as connection:
         if not db.is_sqlite:
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
-        known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
-        current = MigrationContext.configure(connection).get_current_revision()
-        if current is not None and current not in known:
-            raise ConfigError(
-                f"the database {redact(db.url)} was upgraded by a newer George (schema {current}; "
-                f"this one knows up to {ScriptDirectory.from_config(config).get_current_head()}): "
-                "run that George's version or a newer one"
-            )
+        before = _revision(config, connection, db.url)
         command.upgrade(config, "head")
+    return Upgrade(before=before, after=_head(config))
+
+
+def upgrade_script(db: Database) -> str:
+    """The SQL `migrate` would run on this database, for its dialect, changing nothing: for a
+    DBA who applies schema changes by hand. The migrations' data fix-ups need rows to read, so
+    the script leaves them out and says so in SQL comments. A SQLite file that does not exist
+    is not created."""
+    config = _config(dialect=db.engine.dialect.name)
+    before, path = None, _sqlite_file(db)
+    if path is None or Path(path).exists():
+        with db.engine.connect() as connection:
+            before = _revision(config, connection, db.url)
+    if before == _head(config):
+        return f"-- {redact(db.url)} is already at schema {before}: nothing to do\n"
+    script = io.StringIO()
+    config.output_buffer = script
+    try:
+        command.upgrade(config, f"{before}:head" if before else "head", sql=True)
+    except CommandError as e:  # SQLite alters a table by copying it, which needs the live table
+        if not db.is_sqlite:
+            raise
+        raise ConfigError(
+            f"cannot write the upgrade of {redact(db.url)} as SQL: on SQLite some migrations rebuild "
+            "tables from the live database; run `georgebot migrate` (on a copy of the file to try it first)"
+        ) from e
+    return script.getvalue()
+
+
+def _config(**attributes: Any) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes.update(attributes)
+    return config
+
+
+def _head(config: Config) -> str:
+    return str(ScriptDirectory.from_config(config).get_current_head())
+
+
+def _revision(config: Config, connection: Connection, url: str) -> str | None:
+    """The database's schema revision, None when George never wrote it; a revision this
+    George does not know is a newer George's, and a ConfigError."""
+    known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is not None and current not in known:
+        raise ConfigError(
+            f"the database {redact(url)} was upgraded by a newer George (schema {current}; "
+            f"this one knows up to {_head(config)}): run that George's version or a newer one"
+        )
+    return current
+
+
+def _sqlite_file(db: Database) -> str | None:
+    database = db.engine.url.database if db.is_sqlite else None
+    return None if not database or database == ":memory:" else database
 
 
 @contextmanager
 def _migration_lock(db: Database) -> Iterator[None]:
-    database = db.engine.url.database if db.is_sqlite else None
-    if not database or database == ":memory:":
+    database = _sqlite_file(db)
+    if database is None:
         yield
         return
     with open(f"{database}-migrating", "a") as lock:  # george.db-* is ignored by Git
@@ -127,8 +186,25 @@ def open_database(url: str, *, upgrade: bool = True, busy_ms: int = 5000) -> Dat
                 pass
     except OperationalError as e:
         db.close()
-        raise ConfigError(f"cannot open the database {redact(url)}: {e.orig}") from e
+        raise _unreachable(url, e) from e
     return db
+
+
+@contextmanager
+def connected(url: str) -> Iterator[Database]:
+    """For `georgebot migrate`: the database without an upgrade at start, closed at the end;
+    one that cannot be reached (at the start or mid-way) is a ConfigError."""
+    db = create(url)
+    try:
+        yield db
+    except OperationalError as e:
+        raise _unreachable(url, e) from e
+    finally:
+        db.close()
+
+
+def _unreachable(url: str, e: OperationalError) -> ConfigError:
+    return ConfigError(f"cannot open the database {redact(url)}: {e.orig}")
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""`Notices`: PostgreSQL's LISTEN on George's channel (`CHANNEL`), so a run another George
+"""`Notices`: PostgreSQL's LISTEN on George's channel (`channel_of` its schema), so a run another George
 changed is read again at once and its next step starts wherever there is room.
 
 One connection of its own, in a daemon thread (psycopg blocks while it waits); each
@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 
-from georgebot.store.records import CHANNEL
+from georgebot.store.records import channel_of
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ class Notices:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    schema = conn.execute("SELECT current_schema()").fetchone()
+                    assert schema is not None
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel_of(str(schema[0])))))
                     self._listening.set()
                     if lost:
                         log.info("listening to other Georges again")

@@ -39,9 +39,14 @@ from georgebot.store.tables import (
 )
 
 CHANNEL = "george"
-"""PostgreSQL's NOTIFY channel: every commit that changes a run (or records a revision)
-says so on it, as "<george> <run id>" (or "<george> revision")."""
+"""PostgreSQL's NOTIFY channel, `george.<schema>` (channels span a database; schemas do not):
+every commit that changes a run (or records a revision) says so on it, as "<george> <run
+id>" (or "<george> revision")."""
 _NOTIFY = sa.text("SELECT pg_notify(:channel, :payload)")
+
+
+def channel_of(schema: str) -> str:
+    return f"{CHANNEL}.{schema}"[:63]  # PostgreSQL's limit for a name
 
 
 class Records:
@@ -50,10 +55,14 @@ class Records:
         self.announce_as: str | None = None
         """On PostgreSQL, commits are announced (NOTIFY) under this name, so other Georges
         read the run again at once, and this one knows its own announcements."""
+        self._channel: str | None = None
 
     def _announce(self, conn: sa.Connection, what: int | str) -> None:
-        if self.announce_as is not None and not self.db.is_sqlite:
-            conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": f"{self.announce_as} {what}"})
+        if self.announce_as is None or self.db.is_sqlite:
+            return
+        if self._channel is None:
+            self._channel = channel_of(str(conn.execute(sa.text("SELECT current_schema()")).scalar_one()))
+        conn.execute(_NOTIFY, {"channel": self._channel, "payload": f"{self.announce_as} {what}"})
 
     def guarded(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Calls `fn`; a database that is locked, read-only, full or unreachable leaves as
@@ -103,7 +112,8 @@ class Records:
         """Every George that said it runs, oldest first (a killed one stays until it is
         seen silent: its heartbeat tells)."""
         leads: dict[str, list[str]] = {}
-        for name, holder in sorted(self.leaders(datetime.now(UTC)).items()):
+        now = datetime.now(UTC)
+        for name, holder in sorted(self.leaders(now).items(), key=lambda lead: lead[0] != "sync"):
             leads.setdefault(holder, []).append(name)
         with self.session() as s:
             rows = s.exec(select(ReplicaRow).order_by(col(ReplicaRow.started_at))).all()

@@ -6,14 +6,17 @@ once, and SIGKILL of the leading George hands its leadership and its steps to th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -62,6 +65,14 @@ spec: {template: approved}
 TOOL = '#!/bin/sh\necho "$GEORGE_ATTEMPT" >> "$GEORGE_OUTPUT_DIR/$1"\nsleep 1.5\n'
 
 
+def health_of(port: int) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            return dict(json.load(answer))
+    except urllib.error.HTTPError as e:  # 503: not ready, and says why
+        return dict(json.load(e))
+
+
 async def until(predicate: Callable[[], T | None], what: str, within: float = 60) -> T:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -91,9 +102,11 @@ async def test_three_georges_share_the_work_and_survive_the_leaders_sigkill(
              "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
              "SLACK_API_URL": slack.api_url}
     logs = [(tmp_path / f"george-{n}.log").open("w") for n in range(3)]
-    georges = [subprocess.Popen([sys.executable, "-m", "georgebot", "run"], cwd=tmp_path,
-                                env={**base, "PORT": str(free_port())}, stdout=subprocess.DEVNULL,
-                                stderr=log) for log in logs]
+    ports = [free_port() for _ in logs]
+    georges = [await asyncio.to_thread(
+        subprocess.Popen, [sys.executable, "-m", "georgebot", "run"], cwd=tmp_path,
+        env={**base, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=log)
+        for log, port in zip(logs, ports, strict=True)]
     db = open_database(postgres_url)
 
     def rows(query: str) -> list[sa.Row[tuple[object, ...]]]:
@@ -114,13 +127,24 @@ async def test_three_georges_share_the_work_and_survive_the_leaders_sigkill(
         [(pid,)] = rows(f"SELECT pid FROM replicas WHERE id = '{leader}'")
         killed = next(g for g in georges if g.pid == pid)
         killed.send_signal(signal.SIGKILL)
-        killed.wait(timeout=10)
+        await asyncio.to_thread(killed.wait, 10)
 
         await until(lambda: rows("SELECT 1 FROM leases WHERE name = 'sync' AND holder <> "
                                  f"'{leader}' AND expires_at > now() AT TIME ZONE 'UTC'"),
                     "the Git sync led by another George")
         await until(lambda: len(rows("SELECT 1 FROM job_runs WHERE status = 'Succeeded'")) == JOBS,
                     "every job of three steps done")
+        health = [await asyncio.to_thread(health_of, port)
+                  for george, port in zip(georges, ports, strict=True) if george is not killed]
+        assert sorted(h["leader"] for h in health) == [False, True], health
+        assert all(h["ok"] for h in health), health
+        shown = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "georgebot", "status"], cwd=tmp_path, env=base,
+            capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        [new_leader] = [h["replica"] for h in health if h["leader"]]
+        mine = [line for line in shown.stdout.splitlines() if line.startswith(f"george    {new_leader} on")]
+        assert len(mine) == 1 and "; leads the Git sync" in mine[0], shown.stdout
 
         request = await until(lambda: next(
             (m for card in slack.messages(GEORGE_CHANNEL) for m in slack.replies(GEORGE_CHANNEL, card.ts)
@@ -148,10 +172,10 @@ async def test_three_georges_share_the_work_and_survive_the_leaders_sigkill(
                 george.send_signal(signal.SIGTERM)
         for george in georges:
             try:
-                george.wait(timeout=30)
+                await asyncio.to_thread(george.wait, 30)
             except subprocess.TimeoutExpired:
                 george.kill()
         for log in logs:
             log.close()
-            told = Path(log.name).read_text()
+            told = await asyncio.to_thread(Path(log.name).read_text)
             assert "Traceback" not in told, told

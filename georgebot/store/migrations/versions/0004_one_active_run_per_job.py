@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -22,6 +22,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    if context.is_offline_mode():  # a script has no rows to read: only `georgebot migrate` settles twins
+        op.execute("-- 0004: twin active runs of a job are not settled here, so where a job has two the "
+                   "index below fails: run `georgebot migrate` instead")
+    else:
+        _settle_twins()
+    op.create_index("uq_job_runs_active_name", "job_runs", ["name"], unique=True,
+                    sqlite_where=sa.text("active"), postgresql_where=sa.text("active"))
+
+
+def _settle_twins() -> None:
     conn = op.get_bind()
     twins = conn.execute(sa.text(
         "SELECT r.id, r.name FROM job_runs r WHERE r.active AND EXISTS ("
@@ -36,8 +46,6 @@ def upgrade() -> None:
             " VALUES (:at, :id, :job, NULL, 'engine', NULL, 'Cancelled', 'DuplicateRun', :message)"),
             {"at": now, "id": run_id, "job": name,
              "message": "a second active run of this job, made by another George; the newer one goes on"})
-    op.create_index("uq_job_runs_active_name", "job_runs", ["name"], unique=True,
-                    sqlite_where=sa.text("active"), postgresql_where=sa.text("active"))
 
 
 def downgrade() -> None:
