@@ -1,5 +1,5 @@
 """Time for the Slack adapter: a `Ticker` (monotonic now, and waiting on an event with a
-timeout), the workspace-wide `Budget` for `chat.update`, and a bounded `TtlSet` for event ids.
+timeout) and the workspace-wide `Budget` for `chat.update`.
 
 The publisher and the listeners take a `Ticker`, so tests drive time by hand instead of
 sleeping; production uses `MonotonicTicker`.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from contextlib import suppress
 from typing import Protocol
 
@@ -72,26 +72,3 @@ class Budget:
         self._refill(now)
         self._tokens = max(self._tokens - 1, 0.0)
         self._recent.append(now)
-
-
-class TtlSet:
-    """Remembers keys for `ttl` seconds, at most `size` of them (the oldest go first)."""
-
-    def __init__(self, ttl: float, size: int, ticker: Ticker) -> None:
-        self.ttl = ttl
-        self.size = size
-        self._ticker = ticker
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def add(self, key: str) -> bool:
-        """True the first time `key` is seen within the ttl; False for a repeat."""
-        now = self._ticker.now()
-        while self._seen:
-            oldest, at = next(iter(self._seen.items()))
-            if at > now - self.ttl and len(self._seen) < self.size:
-                break
-            del self._seen[oldest]
-        if key in self._seen:
-            return False
-        self._seen[key] = now
-        return True

@@ -4,9 +4,12 @@ nor one made while the database was busy or read-only, nor one added before Slac
 to George's own `chat.postMessage` told it the request's `ts`. An agent's question still open
 though someone answered it in its thread is resumed by that answer the same way.
 
-It runs at start, every `interval` seconds, and soon after a reaction on a message George
-does not know yet. A vote counts once per person and request, so a sweep that finds what
-the live event already counted changes nothing. `SlackSurface` owns it (`start`/`close`).
+It runs only on the George that delivers the workspace's outbox (`leading`), so replicas
+sharing a workspace read its reactions once, not once each: soon after it takes the lead
+(at start, or from a George that died), every `interval` seconds, and soon after a reaction
+on a message George does not know yet. A vote counts once per person and request, so a
+sweep that finds what the live event already counted changes nothing. `SlackSurface` owns it
+(`start`/`close`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class ReactionSweep:
         interval: float = 120.0,
         soon: float = 3.0,
         ticker: Ticker | None = None,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -56,6 +60,7 @@ class ReactionSweep:
         self.interval = interval
         self._soon = soon
         self._ticker = ticker or MonotonicTicker()
+        self._leading = leading
         self._wake = asyncio.Event()
         self._due: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -89,6 +94,9 @@ class ReactionSweep:
                 await self._ticker.wait(self._wake, wait)
                 if self._due is not None and self._due > self._ticker.now():
                     continue
+            if not self._leading():
+                self._due = self._ticker.now() + self._soon  # looks again: it may take the lead
+                continue
             self._due = self._ticker.now() + self.interval
             try:
                 await self.sweep()

@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from georgebot import errors
 from georgebot.config import Settings
+from georgebot.engine.leading import Leadership
 from georgebot.engine.service import Engine
 from georgebot.slack.app import build_app
 from georgebot.slack.calls import CallFailed
@@ -89,6 +90,11 @@ class SlackSurface:
         self.sweep: ReactionSweep | None = None
 
     @property
+    def leading(self) -> bool:
+        """Whether this George delivers the workspace's cards and messages."""
+        return self.publisher is not None and self.publisher.leading
+
+    @property
     def ready(self) -> bool:
         """For `/healthz`: started, and in Socket Mode connected."""
         if not self._started:
@@ -118,14 +124,20 @@ class SlackSurface:
             secret = self.settings.slack_signing_secret
             self.app = build_app(self.listeners, client, ticker=self._ticker,
                                  signing_secret=secret.get_secret_value() if secret else "")
+            engine = self.engine
+            outbox = Leadership(
+                f"outbox:{identity.user_id}", owner=engine.owner, store=engine.store, io=engine.io,
+                now=engine.clock.now, lease=engine.settings.lease,
+                what=f"the outbox of Slack bot {identity.user_id} (cards and messages)")
             self.publisher = CardPublisher(self.engine, client,
                                            settings=self.publisher_settings,
-                                           directory=directory, ticker=self._ticker)
+                                           directory=directory, ticker=self._ticker, leadership=outbox)
             await self.publisher.start()
             self.sweep = ReactionSweep(
                 self.engine, client, directory=directory, tell=self.listeners.tell,
                 approve=tuple(self.settings.approve_reactions), reject=tuple(self.settings.reject_reactions),
-                interval=self.settings.reaction_sweep_seconds, ticker=self._ticker)
+                interval=self.settings.reaction_sweep_seconds, ticker=self._ticker,
+                leading=lambda: self.leading)
             self.listeners.sweep = self.sweep
             self.sweep.start()
             if self.mode == "socket":

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from georgebot.slack.pacing import Budget, TtlSet
-from tests.slack.support import ManualTicker
+from georgebot.slack.pacing import Budget
 
 
 def test_the_budget_holds_in_every_sixty_seconds_and_spaces_calls_out() -> None:
@@ -34,14 +33,3 @@ def test_the_budget_stays_under_its_limit_when_the_burst_is_the_whole_limit() ->
         assert budget.delay(at) == 0
         budget.take(at)
     assert budget.delay(0.0) == 60.0  # the window, not only the bucket, says when
-
-
-def test_event_ids_are_remembered_for_their_ttl_and_bounded() -> None:
-    ticker = ManualTicker()
-    seen = TtlSet(ttl=60, size=3, ticker=ticker)
-    assert seen.add("Ev1") and not seen.add("Ev1")
-    ticker.advance(61)
-    assert seen.add("Ev1")  # forgotten after the ttl
-    for key in ("Ev2", "Ev3", "Ev4"):
-        assert seen.add(key)
-    assert seen.add("Ev1")  # pushed out by newer ones: at most three are kept
