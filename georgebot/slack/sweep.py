@@ -64,6 +64,7 @@ class ReactionSweep:
         self._wake = asyncio.Event()
         self._due: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._asked = False  # `soon` was called since the last sweep
         self.sweeps = 0
         self.counted = 0
 
@@ -79,8 +80,10 @@ class ReactionSweep:
                 await task
 
     def soon(self) -> None:
-        """Sweep in a few seconds (a reaction arrived on a message George does not know yet)."""
+        """Sweep in a few seconds (a reaction arrived on a message George does not know yet),
+        leading or not: the reaction came to this George."""
         at = self._ticker.now() + self._soon
+        self._asked = True
         if self._due is None or at < self._due:
             self._due = at
             self._wake.set()
@@ -94,7 +97,8 @@ class ReactionSweep:
                 await self._ticker.wait(self._wake, wait)
                 if self._due is not None and self._due > self._ticker.now():
                     continue
-            if not self._leading():
+            asked, self._asked = self._asked, False
+            if not asked and not self._leading():
                 self._due = self._ticker.now() + self._soon  # looks again: it may take the lead
                 continue
             self._due = self._ticker.now() + self.interval

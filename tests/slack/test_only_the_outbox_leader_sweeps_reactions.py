@@ -1,6 +1,7 @@
 """Georges sharing a workspace read its reactions once, not once each: the reaction sweep asks
 Slack (`reactions.get`) only while its George leads the workspace's outbox, and soon after
-it takes the lead. Against the local Slack, on a ticker the test moves by hand."""
+it takes the lead, and on any George soon after a reaction reached it on a message it does not
+know yet. Against the local Slack, on a ticker the test moves by hand."""
 
 from __future__ import annotations
 
@@ -71,5 +72,10 @@ async def test_the_sweep_asks_slack_only_while_its_george_leads_the_outbox(
         ticker.advance(INTERVAL)
         assert await ticker.parked() == ticker.now() + SOON
         assert (reads(slack), sweep.sweeps) == (1, 1)
+
+        sweep.soon()  # a reaction on a message it does not know reached this George: it looks
+        ticker.advance(SOON)
+        await ticker.parked()
+        assert (reads(slack), sweep.sweeps) == (2, 2)
     finally:
         await sweep.close()
