@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -177,11 +177,11 @@ class George:
             max_instances=1,
         )
         self.scheduler.add_job(
-            self.heartbeat, "interval", seconds=self.settings.lease_seconds, id="heartbeat",
+            _until_stopped(self.heartbeat), "interval", seconds=self.settings.lease_seconds, id="heartbeat",
             coalesce=True, max_instances=1,
         )
         self.scheduler.add_job(
-            self.engine.lead, "interval", seconds=self.settings.lease_seconds / 3, id="lead",
+            _until_stopped(self.engine.lead), "interval", seconds=self.settings.lease_seconds / 3, id="lead",
             coalesce=True, max_instances=1,
         )
         if not self.db.is_sqlite:
@@ -244,6 +244,16 @@ class George:
         if soonest is None:
             return 0.5
         return min(max((soonest - now).total_seconds(), 0.05), 1.0)
+
+
+def _until_stopped(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A scheduled job that the scheduler's shutdown cancels midway has ended, not failed."""
+
+    async def run() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await job()
+
+    return run
 
 
 class _QuietMalformed(logging.Filter):

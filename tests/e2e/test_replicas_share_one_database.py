@@ -1,4 +1,5 @@
-"""Three `georgebot run` processes on one PostgreSQL database and one Slack workspace (the
+"""Three `georgebot run` processes on one database (PostgreSQL, or SQLite on one machine) and
+one Slack workspace (the
 local Slack, which hands Socket Mode events round-robin to the connections as Slack does):
 every job gets one run and one card, every step that succeeded ran once, an approval counts
 once, and SIGKILL of the leading George hands its leadership and its steps to the others."""
@@ -27,7 +28,7 @@ from tests.devslack.support import ALEX, GEORGE_CHANNEL
 from tests.e2e.conftest import MakeRepo
 from tests.e2e.running import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow
 T = TypeVar("T")
 
 JOBS = 12
@@ -90,15 +91,15 @@ async def slack() -> AsyncIterator[LocalSlack]:
 
 
 async def test_three_georges_share_the_work_and_survive_the_leaders_sigkill(
-    make_repo: MakeRepo, postgres_url: str, slack: LocalSlack, tmp_path: Path
+    make_repo: MakeRepo, database_url: str, slack: LocalSlack, tmp_path: Path
 ) -> None:
     jobs = "".join(f"---\napiVersion: george/v1\nkind: Job\nmetadata: {{name: job-{i:02d}}}\n"
                    f"spec: {{template: three}}\n" for i in range(JOBS))
     repo = make_repo({"manifests/all.yaml": MANIFESTS + jobs, "tools/work": TOOL})
     home = tmp_path / "home"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GEORGE_", "ANTHROPIC_"))}
-    base |= {"GEORGE_REPO": str(repo), "GEORGE_DATABASE_URL": postgres_url, "GEORGE_HOME": str(home),
-             "GEORGE_SANDBOX": "off", "GEORGE_LEASE_SECONDS": "2", "GEORGE_RECONCILE_SECONDS": "60",
+    base |= {"GEORGE_REPO": str(repo), "GEORGE_DATABASE_URL": database_url, "GEORGE_HOME": str(home),
+             "GEORGE_SANDBOX": "off", "GEORGE_LEASE_SECONDS": "2", "GEORGE_RECONCILE_SECONDS": "5",
              "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
              "SLACK_API_URL": slack.api_url}
     logs = [(tmp_path / f"george-{n}.log").open("w") for n in range(3)]
@@ -107,7 +108,7 @@ async def test_three_georges_share_the_work_and_survive_the_leaders_sigkill(
         subprocess.Popen, [sys.executable, "-m", "georgebot", "run"], cwd=tmp_path,
         env={**base, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=log)
         for log, port in zip(logs, ports, strict=True)]
-    db = open_database(postgres_url)
+    db = open_database(database_url)
 
     def rows(query: str) -> list[sa.Row[tuple[object, ...]]]:
         with db.engine.connect() as conn:
@@ -129,8 +130,7 @@ async def test_three_georges_share_the_work_and_survive_the_leaders_sigkill(
         killed.send_signal(signal.SIGKILL)
         await asyncio.to_thread(killed.wait, 10)
 
-        await until(lambda: rows("SELECT 1 FROM leases WHERE name = 'sync' AND holder <> "
-                                 f"'{leader}' AND expires_at > now() AT TIME ZONE 'UTC'"),
+        await until(lambda: rows(f"SELECT 1 FROM leases WHERE name = 'sync' AND holder <> '{leader}'"),
                     "the Git sync led by another George")
         await until(lambda: len(rows("SELECT 1 FROM job_runs WHERE status = 'Succeeded'")) == JOBS,
                     "every job of three steps done")
@@ -162,8 +162,10 @@ async def test_three_georges_share_the_work_and_survive_the_leaders_sigkill(
             "SELECT job, step FROM events WHERE reason = 'Recovered' AND step IS NOT NULL")}
         for job, step, attempts in rows("SELECT j.name, s.name, s.attempts FROM step_runs s "
                                         "JOIN job_runs j ON j.id = s.job_id WHERE s.name <> 'ok'"):
-            ran = (home / "outputs" / str(job) / str(step)).read_text().split()
-            assert len(ran) == attempts, (job, step, ran)
+            ran = [int(n) for n in (home / "outputs" / str(job) / str(step)).read_text().split()]
+            # Each attempt ran at most once, and the one that succeeded is the last. (An attempt
+            # claimed by the killed George may never have started its tool.)
+            assert sorted(set(ran)) == ran and ran[-1] == attempts, (job, step, ran, attempts)
             assert attempts == 1 or (job, step) in recovered, (job, step, attempts)
     finally:
         db.close()
