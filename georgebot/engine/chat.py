@@ -58,11 +58,12 @@ class ChatDesk:
 
     async def posted(
         self, run_id: int, *, kind: str, channel_id: str, ts: str, step: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        """Slack accepted a card or a request: where it is, so it is updated and found again."""
-        await self._io(self._store.record_slack_message, run_id, kind=kind, channel_id=channel_id, ts=ts,
-                       step=step, request_id=request_id, at=self._now())
+        request_id: str | None = None, replacing: str | None = None,
+    ) -> SlackMessage:
+        """Slack accepted a card or a request: where it is, so it is updated and found again.
+        Returns the one the database holds: another George's, when it recorded one first."""
+        return await self._io(self._store.record_slack_message, run_id, kind=kind, channel_id=channel_id,
+                              ts=ts, step=step, request_id=request_id, at=self._now(), replacing=replacing)
 
     # --- the outbox ---------------------------------------------------------------
 

@@ -452,11 +452,14 @@ class Engine:
                     or self.supervisor.count_for(agent.metadata.name) >= agent.spec.max_concurrent_steps
                 ):
                     continue
+                # The lease runs from now, not from the pass's start: a long pass must not
+                # hand out leases that have already run out.
+                at = self.clock.now()
                 claim = lifecycle.claim(
-                    run, step, owner=self.owner, now=now, lease=self.settings.lease, recovered=recovered
+                    run, step, owner=self.owner, now=at, lease=self.settings.lease, recovered=recovered
                 )
                 since = time.monotonic()
-                claimed = await self._claim(run, claim, now, agent)
+                claimed = await self._claim(run, claim, at, agent)
                 if claimed is Claim.FULL and agent is not None:
                     full.add(agent.metadata.name)
                 if claimed is not Claim.CLAIMED:
@@ -464,7 +467,7 @@ class Engine:
                 self.supervisor.held(since)
                 step = replace(step)  # as claimed: what its outcome will compare-and-set against
                 if recovered and step.process is not None:
-                    await self._stop_leftover(run, step, now)
+                    await self._stop_leftover(run, step, at)
                 if spec.agent and agent is None:
                     outcome = Outcome(
                         StepStatus.BLOCKED,

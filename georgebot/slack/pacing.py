@@ -32,8 +32,11 @@ class MonotonicTicker:
         if delay is None:
             await event.wait()
             return
+        # asyncio.timeout, not wait_for: wait_for may swallow a cancellation that arrives as
+        # its timeout does (Python 3.11), and a publisher that polls often would never stop.
         with suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), max(delay, 0.0))
+            async with asyncio.timeout(max(delay, 0.0)):
+                await event.wait()
 
 
 _EPSILON = 1e-9  # float sums of refills fall a hair short of a whole token

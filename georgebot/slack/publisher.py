@@ -195,6 +195,9 @@ class CardPublisher:
                     await self._ticker.wait(self._wake, self.leadership.renew_every)
                     continue
                 delay = await self._pass()
+            except _NoLongerLeading:
+                log.info("stopped delivering to Slack mid-way: another George leads the outbox now")
+                continue
             except Exception:
                 log.exception("publishing to Slack failed; trying again shortly")
                 delay = self.settings.connection_delay
@@ -272,13 +275,17 @@ class CardPublisher:
             return card
         return await self._post_card(run_id)
 
-    async def _post_card(self, run_id: int) -> _Card:
+    async def _post_card(self, run_id: int, replacing: str | None = None) -> _Card:
         seq = self._seq
         view = await self.desk.job(run_id)
         blocks, text = render.job_card(view)
         channel = await self.directory.channel(view.channel) or view.channel
         channel_id, ts = await self._post(channel, text=text, blocks=blocks)
-        await self.desk.posted(run_id, kind="card", channel_id=channel_id, ts=ts)
+        kept = await self.desk.posted(run_id, kind="card", channel_id=channel_id, ts=ts, replacing=replacing)
+        if kept.ts != ts:  # another George posted this run's card a moment before: one stays
+            await self._withdraw(channel_id, ts)
+            card = self._cards[run_id] = _Card(kept.channel_id, kept.ts)
+            return card
         card = _Card(channel_id, ts, _payload(blocks, text), self._ticker.now())
         self._cards[run_id] = card
         self._settle(run_id, seq)
@@ -331,6 +338,8 @@ class CardPublisher:
                 if self._pause_for(e, step):
                     return
                 self._refused(run_id, step, f"could not update the card of run {run_id}", e)
+            except _NoLongerLeading:
+                raise
             except Exception:
                 log.exception("rendering the card of run %s failed", run_id)
                 self._retry_at[run_id] = self._ticker.now() + self.settings.retry_delay
@@ -351,6 +360,7 @@ class CardPublisher:
             return False
         self.budget.take(now)
         try:
+            await self._still_leading()
             await call("chat.update", self.client.chat_update(
                 channel=card.channel, ts=card.ts, text=text, blocks=blocks))
         except CallFailed as e:
@@ -367,7 +377,7 @@ class CardPublisher:
     async def _replace_card(self, run_id: int, old: _Card, error: str) -> None:
         log.info("the card of run %s is gone from Slack (%s); posting a new one", run_id, error)
         self._cards.pop(run_id, None)
-        await self._post_card(run_id)
+        await self._post_card(run_id, replacing=old.ts)
         self.stats.replaced_cards += 1
         await self._ask_again(run_id, old)
 
@@ -460,8 +470,11 @@ class CardPublisher:
                 await self._post(card.channel, thread_ts=card.ts, text=failed)
                 channel_id, ts = await self._post(card.channel, text=text, blocks=blocks,
                                                   thread_ts=card.ts)
-        await self.desk.posted(row.job_id, kind="approval", channel_id=channel_id, ts=ts,
-                               step=request.step, request_id=request.id)
+        kept = await self.desk.posted(row.job_id, kind="approval", channel_id=channel_id, ts=ts,
+                                      step=request.step, request_id=request.id)
+        if kept.ts != ts:  # another George posted this request a moment before: one stays
+            await self._withdraw(channel_id, ts)
+            return
         if elsewhere is not None:
             try:
                 link = await self._permalink(channel_id, ts)
@@ -473,8 +486,21 @@ class CardPublisher:
 
     # --- Slack calls ----------------------------------------------------------------
 
+    async def _still_leading(self) -> None:
+        """Before each call to Slack: a pass may outlast the lease, which is renewed as it goes
+        and, if another George took it meanwhile, ends the pass."""
+        if self.leadership is None:
+            return
+        try:
+            if await self.leadership.hold():
+                return
+        except errors.StoreBusy:
+            pass
+        raise _NoLongerLeading
+
     async def _post(self, channel: str, *, text: str, blocks: Sequence[Block] | None = None,
                     thread_ts: str | None = None) -> tuple[str, str]:
+        await self._still_leading()
         for attempt in (1, 2):
             try:
                 answer = await call("chat.postMessage", self.client.chat_postMessage(
@@ -490,6 +516,13 @@ class CardPublisher:
             return str(answer["channel"]), str(answer["ts"])
         raise AssertionError("unreachable")
 
+    async def _withdraw(self, channel: str, ts: str) -> None:
+        log.info("another George posted the same message first; deleting this one (%s %s)", channel, ts)
+        try:
+            await call("chat.delete", self.client.chat_delete(channel=channel, ts=ts))
+        except CallFailed as e:
+            log.warning("could not delete a message another George had posted too: %s", e.error)
+
     async def _permalink(self, channel: str, ts: str) -> str | None:
         try:
             answer = await call("chat.getPermalink",
@@ -498,6 +531,10 @@ class CardPublisher:
             return None
         link = answer.get("permalink")
         return str(link) if link else None
+
+
+class _NoLongerLeading(Exception):
+    pass
 
 
 def _payload(blocks: Sequence[Block], text: str) -> str:

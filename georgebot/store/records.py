@@ -34,7 +34,6 @@ from georgebot.store.tables import (
     ReplicaRow,
     RevisionRow,
     SlackEventRow,
-    SlackMessageRow,
     UsageRow,
 )
 
@@ -420,20 +419,33 @@ class Records:
         step: str | None = None,
         request_id: str | None = None,
         at: datetime,
-    ) -> None:
-        with self.session() as s:
-            s.add(
-                SlackMessageRow(
-                    job_id=job_id,
-                    kind=kind,
-                    channel_id=channel_id,
-                    ts=ts,
-                    step=step,
-                    request_id=request_id,
-                    created_at=at,
-                )
-            )
-            s.commit()
+        replacing: str | None = None,
+    ) -> SlackMessage:
+        """Where Slack put a card or a request. The database holds one card per run and one
+        message per request: when another George recorded its own first, that one is returned
+        (and the caller deletes its copy). `replacing`: the ts of a card Slack lost."""
+        mine = sa.select(SLACK_MESSAGES).where(SLACK_MESSAGES.c.channel_id == channel_id,
+                                               SLACK_MESSAGES.c.ts == ts).limit(1)
+        if replacing is not None:
+            with self.db.engine.begin() as conn:
+                moved = conn.execute(sa.update(SLACK_MESSAGES).where(
+                    SLACK_MESSAGES.c.job_id == job_id, SLACK_MESSAGES.c.kind == kind,
+                    SLACK_MESSAGES.c.ts == replacing).values(channel_id=channel_id, ts=ts, created_at=at))
+            if moved.rowcount:
+                return self._slack_message(mine) or _missing(ts)
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(sa.insert(SLACK_MESSAGES).values(
+                    job_id=job_id, kind=kind, channel_id=channel_id, ts=ts, step=step,
+                    request_id=request_id, created_at=at))
+        except sa.exc.IntegrityError:
+            first = self._slack_message(sa.select(SLACK_MESSAGES).where(
+                SLACK_MESSAGES.c.request_id == request_id if request_id is not None
+                else sa.and_(SLACK_MESSAGES.c.job_id == job_id, SLACK_MESSAGES.c.kind == kind)).limit(1))
+            if first is None:
+                raise
+            return first
+        return self._slack_message(mine) or _missing(ts)
 
     def find_slack_message(self, channel_id: str, ts: str) -> SlackMessage | None:
         return self._slack_message(
@@ -503,6 +515,10 @@ class Records:
                 )
                 for r in rows
             ]
+
+
+def _missing(ts: str) -> SlackMessage:
+    raise errors.StoreBusy(f"the message {ts} George recorded is not there when read back")
 
 
 def _request(row: Any, votes: Sequence[Any]) -> Request:

@@ -44,6 +44,7 @@ from georgebot.store.statements import (
     MOVE_UNLEASED,
     OUTBOX,
     REQUESTS,
+    SLACK_MESSAGES,
     STEPS,
     TOUCH,
     VOTES,
@@ -267,7 +268,7 @@ class Store(Records):
                     return Claim.TAKEN
                 if cap is not None:
                     conn.execute(_AGENT_LOCK, {"agent": cap[0]})
-            if not self._write(conn, run, effects, at):
+            if not self._write(conn, run, effects, at, announce=False):  # a claim wakes no one
                 conn.rollback()
                 return Claim.TAKEN
             if cap is not None and conn.execute(_RUNNING_OF, {"agent": cap[0]}).scalar_one() > cap[1]:
@@ -292,7 +293,8 @@ class Store(Records):
             raise
         return True
 
-    def _write(self, conn: sa.Connection, run: RunState, effects: Effects, at: datetime) -> bool:
+    def _write(self, conn: sa.Connection, run: RunState, effects: Effects, at: datetime, *,
+               announce: bool = True) -> bool:
         if effects.notes:  # what happened (a vote) is logged before the moves it caused
             conn.execute(INSERT_EVENT, [
                 event_values(at, run, n.step, n.actor, None, None, n.reason, n.message) for n in effects.notes
@@ -333,6 +335,10 @@ class Store(Records):
                  "author": r.author, "data": r.data}
                 for r in effects.remarks
             ])
+        if again := [m.request for m in effects.messages if m.request is not None]:
+            # A request queued to be posted has no message in Slack until it is (again: Slack
+            # lost the one it had, with its card).
+            conn.execute(sa.delete(SLACK_MESSAGES).where(SLACK_MESSAGES.c.request_id.in_(again)))
         if effects.messages:
             conn.execute(INSERT_OUTBOX, [
                 {"job_id": run.id, "step": m.step, "kind": m.kind, "channel": m.channel, "text": m.text,
@@ -353,7 +359,8 @@ class Store(Records):
             values["progress_at"] = at
         if values or effects.moves:
             conn.execute(TOUCH, {"p_id": run.id, "updated_at": at, **values})
-            self._announce(conn, run.id)
+            if announce:
+                self._announce(conn, run.id)
         return True
 
     def _move(self, conn: sa.Connection, run: RunState, move: Move, at: datetime) -> bool:

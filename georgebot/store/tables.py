@@ -214,6 +214,14 @@ class SlackMessageRow(SQLModel, table=True):
     """A Slack message George owns: a job's card or an approval request."""
 
     __tablename__ = "slack_messages"
+    # One card per run and one message per request, whatever number of Georges post them.
+    __table_args__ = (
+        sa.Index("uq_slack_messages_card", "job_id", unique=True,
+                 sqlite_where=sa.text("kind = 'card'"), postgresql_where=sa.text("kind = 'card'")),
+        sa.Index("uq_slack_messages_request", "request_id", unique=True,
+                 sqlite_where=sa.text("request_id IS NOT NULL"),
+                 postgresql_where=sa.text("request_id IS NOT NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: int = Field(foreign_key="job_runs.id", index=True)
@@ -221,7 +229,7 @@ class SlackMessageRow(SQLModel, table=True):
     kind: str = "card"
     channel_id: str = ""
     ts: str = Field(default="", index=True)
-    request_id: str | None = Field(default=None, index=True)
+    request_id: str | None = None
     created_at: datetime = _at(nullable=False)
 
 

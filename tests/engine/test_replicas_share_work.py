@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from georgebot.engine.ports import SystemClock
+from georgebot.engine.ports import StepRecorder, StepResult, StepTask, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
 from georgebot.model.status import StepStatus
 from georgebot.store import Store, open_database
 from georgebot.store.notices import Notices
+from tests.conftest import FakeClock
 from tests.engine.at_rest import eventually
 from tests.engine.harness import FakeSource, ScriptedRunner, agent, decide, job, step
 
@@ -158,3 +160,36 @@ async def test_a_decision_one_george_takes_starts_the_next_step_at_once_on_anoth
         engines.clear()
         for db in databases:
             db.close()
+
+
+@dataclass
+class SlowPassRunner(ScriptedRunner):
+    """Each agent's start moves the clock on 6 s, as a pass under heavy load takes time
+    between one claim and the next."""
+
+    clock: FakeClock = field(default_factory=FakeClock)
+
+    async def run(self, task: StepTask, recorder: StepRecorder) -> StepResult:
+        self.clock.advance(timedelta(seconds=6))
+        return await super().run(task, recorder)
+
+
+async def test_a_lease_runs_from_its_claim_not_from_the_start_of_a_long_pass(
+    store: Store, source: FakeSource, clock: FakeClock, tmp_path: Path, engines: list[Engine]
+) -> None:
+    runner = SlowPassRunner(clock=clock)
+    runner.gates["x"] = asyncio.Event()  # every agent lives on
+    source.commit(*(job(f"j{i}", step("x")) for i in range(4)), agents=(agent(max_steps=10),))
+    first = george(store, source, runner, clock, tmp_path, "first")
+    engines.append(first)
+    await first.start()
+    try:
+        await first.reconcile_once()  # claims all four while the clock runs on
+        claims = sorted((s.started_at, s.lease_expires_at) for r in store.load_runs() for s in r.steps)
+        assert first.supervisor.count == 4
+        assert all(at is not None and lease == at + LEASE for at, lease in claims)
+        # Otherwise a pass longer than a lease hands out leases already run out, and another
+        # George takes the step from its living agent.
+        assert len({at for at, _ in claims}) > 1, claims
+    finally:
+        runner.gates["x"].set()

@@ -1,4 +1,5 @@
-"""replicas share work: leases on what one George leads, Slack events seen, steps' agents
+"""replicas share work: leases on what one George leads, Slack events seen, steps' agents,
+one card per run and one message per request
 
 Revision ID: 0005
 Revises: 0004
@@ -43,6 +44,19 @@ def upgrade() -> None:
     with op.batch_alter_table("step_runs") as batch:
         batch.add_column(sa.Column("agent", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch.create_index("ix_step_runs_agent_status", ["agent", "status"], unique=False)
+    # One card per run (the newest: a card Slack lost was posted again) and one message per
+    # request (the first), held by the database from now on.
+    op.execute("DELETE FROM slack_messages WHERE kind = 'card' AND id NOT IN ("
+               "SELECT max(id) FROM slack_messages WHERE kind = 'card' GROUP BY job_id)")
+    op.execute("DELETE FROM slack_messages WHERE request_id IS NOT NULL AND id NOT IN ("
+               "SELECT min(id) FROM slack_messages WHERE request_id IS NOT NULL GROUP BY request_id)")
+    with op.batch_alter_table("slack_messages") as batch:
+        batch.drop_index("ix_slack_messages_request_id")
+        batch.create_index("uq_slack_messages_card", ["job_id"], unique=True,
+                           sqlite_where=sa.text("kind = 'card'"), postgresql_where=sa.text("kind = 'card'"))
+        batch.create_index("uq_slack_messages_request", ["request_id"], unique=True,
+                           sqlite_where=sa.text("request_id IS NOT NULL"),
+                           postgresql_where=sa.text("request_id IS NOT NULL"))
     if context.is_offline_mode():  # a script has no rows to read
         op.execute("-- 0005: step_runs.agent stays empty for the steps of active runs, which then count "
                    "toward no agent's maxConcurrentSteps: run `georgebot migrate` to fill it in")
@@ -64,6 +78,10 @@ def _name_agents() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("slack_messages") as batch:
+        batch.drop_index("uq_slack_messages_request")
+        batch.drop_index("uq_slack_messages_card")
+        batch.create_index("ix_slack_messages_request_id", ["request_id"], unique=False)
     with op.batch_alter_table("step_runs") as batch:
         batch.drop_index("ix_step_runs_agent_status")
         batch.drop_column("agent")
