@@ -326,6 +326,10 @@ class CardPublisher:
                 step.later(at)
             else:
                 ready.append((change.at, change.seq, run_id))
+        wait = self.budget.delay(step.now)
+        if ready and wait > 0:  # no card is rendered while none may be sent
+            step.later(step.now + wait)
+            return
         for _, _, run_id in sorted(ready, reverse=True):  # newest changes first
             if self._blocked("chat.update", step):
                 return
