@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Decision", "Engine", "EngineSettings", "RetryPlan", "Verdict"]
 
+HEARD_WITHIN = 0.02
+"""Seconds from another George's announcement to the pass that reads it: the ones that come
+meanwhile share that pass."""
+
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -150,6 +154,7 @@ class Engine:
         )
         self._followed: str | None = None  # the revision the leader recorded, as last seen
         self._due: tuple[datetime, asyncio.TimerHandle] | None = None
+        self._soon: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._sync_requested = True
         self._lock = asyncio.Lock()
@@ -173,7 +178,7 @@ class Engine:
         """Cancels running agents; their steps are released so the next start resumes them,
         and another George may lead the sync at once."""
         await self.supervisor.close()
-        for timer in (self._retry_at, self._due[1] if self._due else None):
+        for timer in (self._retry_at, self._due[1] if self._due else None, self._soon):
             if timer is not None:
                 timer.cancel()
         await self.leadership.resign()
@@ -229,10 +234,19 @@ class Engine:
             self.wake(sync=True)
         elif what.isdigit():
             self._notify(int(what))
-            self.wake()
+            self._wake_soon()
         elif payload == "gap":
             self._full_at = None
             self.wake(sync=True)
+
+    def _wake_soon(self) -> None:
+        """One pass for a burst of announcements (they come one per commit), a moment later."""
+        if self._soon is None:
+            self._soon = asyncio.get_running_loop().call_later(HEARD_WITHIN, self._woken_soon)
+
+    def _woken_soon(self) -> None:
+        self._soon = None
+        self.wake()
 
     def tell(self, run_id: int) -> None:
         """The chat owes this run's card an update, or its outbox holds a new message."""
@@ -290,8 +304,10 @@ class Engine:
             snapshot = await self.git.fetch() if sync or self.snapshot is None else None  # no lock held
             if snapshot is None and self.git.unapplied:
                 snapshot = self.snapshot  # followed while another George led: applied now
-        else:
-            snapshot = await self._follow()
+        else:  # a follower looks for the leader's revision at a sync (or its announcement) and
+            # at each full pass, not at every pass
+            due = self._full_at is None or self.clock.now() - self._full_at >= self.settings.full_pass_every
+            snapshot = await self._follow() if sync or due or self.snapshot is None else None
         async with self._lock:
             self.passes += 1
             now = self.clock.now()
