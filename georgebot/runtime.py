@@ -39,6 +39,7 @@ from georgebot.manifests.source import ManifestSource
 from georgebot.model.attempts import Replica
 from georgebot.secrets import MaskingFilter, Secrets
 from georgebot.slack import SlackSurface
+from georgebot.slack.app import SEEN_EVENTS_TTL
 from georgebot.store import RunState, Store, open_database
 
 if TYPE_CHECKING:
@@ -150,12 +151,14 @@ class George:
             log.warning("could not record this George in the database yet (%s)", e)
 
     async def heartbeat(self) -> None:
-        """Says this George lives; the leader also forgets Georges silent for an hour."""
+        """Says this George lives; the leader also forgets Georges silent for an hour and Slack
+        events older than Slack's retries."""
         with contextlib.suppress(StoreBusy):
             now = self.clock.now()
             await self.engine.io(self.store.heartbeat, self.engine.owner, now, self.engine.git.health.error)
             if self.engine.leading:
                 await self.engine.io(self.store.forget_replicas, now - timedelta(hours=1))
+                await self.engine.io(self.store.forget_slack_events, now - SEEN_EVENTS_TTL)
 
     async def start(self) -> None:
         """The long-running form: passes on every wake, the safety net and the Git poll."""
@@ -190,7 +193,8 @@ class George:
             loop = asyncio.get_running_loop()
 
             def heard(payload: str) -> None:
-                loop.call_soon_threadsafe(self.engine.heard, payload)
+                with contextlib.suppress(RuntimeError):  # the loop closed as George stopped
+                    loop.call_soon_threadsafe(self.engine.heard, payload)
 
             self.notices = Notices(self.settings.database_url, heard)
             self.notices.start()

@@ -306,8 +306,8 @@ class Engine:
                 snapshot = self.snapshot  # followed while another George led: applied now
         else:  # a follower looks for the leader's revision at a sync (or its announcement) and
             # at each full pass, not at every pass
-            due = self._full_at is None or self.clock.now() - self._full_at >= self.settings.full_pass_every
-            snapshot = await self._follow() if sync or due or self.snapshot is None else None
+            due = sync or self.snapshot is None or self._full_due(self.clock.now())
+            snapshot = await self._follow() if due else None
         async with self._lock:
             self.passes += 1
             now = self.clock.now()
@@ -319,11 +319,7 @@ class Engine:
                 applied = await self.git.apply(snapshot, now, self._runs if fresh else None)
             # A full pass reads every active run and looks at time-based conditions (Stalled);
             # in between, a pass reads again only the runs that changed since the last one.
-            full = (
-                applied is not None  # a new revision was applied
-                or self._full_at is None
-                or now - self._full_at >= self.settings.full_pass_every
-            )
+            full = applied is not None or self._full_due(now)  # a new revision reads every run
             if applied is not None:  # the sync read every active run already
                 self._runs = {r.id: r for r in applied}
                 assert snapshot is not None
@@ -343,6 +339,9 @@ class Engine:
                     self._dirty.discard(run.id)
                     await self._refresh(run, now)
             self._wake_when_due(runs, now)
+
+    def _full_due(self, now: datetime) -> bool:
+        return self._full_at is None or now - self._full_at >= self.settings.full_pass_every
 
     async def _follow(self) -> Snapshot | None:
         """While another George leads the sync: the manifests of the revision it recorded

@@ -53,7 +53,7 @@ class FirstDeliveries:
         engine = self._engine
         now = engine.clock.now()
         record = asyncio.create_task(engine.io(
-            engine.store.first_delivery, event_id, now, forget_before=now - SEEN_EVENTS_TTL),
+            engine.store.first_delivery, event_id, now),
             name=f"slack:record {event_id}")
         answered = asyncio.Event()
         record.add_done_callback(lambda _: answered.set())

@@ -162,19 +162,22 @@ class Records:
 
     # --- Slack events ---------------------------------------------------------------
 
-    def first_delivery(self, event_id: str, at: datetime, *, forget_before: datetime) -> bool:
+    def first_delivery(self, event_id: str, at: datetime) -> bool:
         """Records that some George handles this Slack event; False when one already did (a
-        retry, a redelivery, another replica's copy). Events older than `forget_before` go."""
+        retry, a redelivery, another replica's copy)."""
         table = SlackEventRow.__table__  # type: ignore[attr-defined]
         try:
             with self.db.engine.begin() as conn:
                 conn.execute(sa.insert(table).values(id=event_id, seen_at=at))
         except sa.exc.IntegrityError:
             return False
-        if hash(event_id) % 100 == 0:  # now and then, not on every event
-            with self.db.engine.begin() as conn:
-                conn.execute(sa.delete(table).where(table.c.seen_at < forget_before))
         return True
+
+    def forget_slack_events(self, seen_before: datetime) -> int:
+        """Events Slack no longer retries (the leading George prunes them)."""
+        table = SlackEventRow.__table__  # type: ignore[attr-defined]
+        with self.db.engine.begin() as conn:
+            return int(conn.execute(sa.delete(table).where(table.c.seen_at < seen_before)).rowcount)
 
     # --- revisions ------------------------------------------------------------------
 

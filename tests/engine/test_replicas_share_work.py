@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from georgebot.engine import lifecycle
 from georgebot.engine.ports import StepRecorder, StepResult, StepTask, SystemClock
 from georgebot.engine.service import Engine, EngineSettings
 from georgebot.model.status import StepStatus
-from georgebot.store import Store, open_database
+from georgebot.store import Claim, Store, open_database
 from georgebot.store.notices import Notices
 from tests.conftest import FakeClock
 from tests.engine.at_rest import eventually
@@ -193,3 +194,27 @@ async def test_a_lease_runs_from_its_claim_not_from_the_start_of_a_long_pass(
         assert len({at for at, _ in claims}) > 1, claims
     finally:
         runner.gates["x"].set()
+
+
+async def test_a_step_whose_george_died_runs_again_when_its_lease_lapses_without_a_safety_net_pass(
+    store: Store, source: FakeSource, tmp_path: Path, engines: list[Engine]
+) -> None:
+    real_time, lease = SystemClock(), timedelta(seconds=0.5)
+    source.commit(job("j", step("x")))
+    runner = ScriptedRunner()
+    survivor = Engine(EngineSettings(home=tmp_path / "survivor", lease=lease), store=store, source=source,
+                      runner=runner, clock=real_time, owner="survivor")
+    engines.append(survivor)
+    await survivor.start()
+    await survivor.git.apply(source.snapshot, real_time.now())  # the run exists; nobody claimed x
+    [run] = store.load_active()
+    claimed = lifecycle.claim(run, run.steps[0], owner="dead", now=real_time.now(), lease=lease)
+    assert store.claim(run, claimed, real_time.now()) is Claim.CLAIMED  # a George that then died
+    passes = asyncio.create_task(survivor.run_forever(), name="survivor-loop")
+    try:
+        survivor.wake(sync=True)  # its one pass sees x leased by another; nothing else wakes it
+        await eventually(lambda: ("j", "x", 2) in runner.calls, what="x recovered", within=10)
+    finally:
+        passes.cancel()
+        with suppress(asyncio.CancelledError):
+            await passes
