@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from georgebot.engine import lifecycle
-from georgebot.engine.ports import StepRecorder, StepResult, StepTask, SystemClock
+from georgebot.engine.ports import SystemClock
 from georgebot.engine.service import Engine, EngineSettings
 from georgebot.model.status import StepStatus
 from georgebot.store import Claim, Store, open_database
@@ -164,21 +164,21 @@ async def test_a_decision_one_george_takes_starts_the_next_step_at_once_on_anoth
 
 
 @dataclass
-class SlowPassRunner(ScriptedRunner):
-    """Each agent's start moves the clock on 6 s, as a pass under heavy load takes time
-    between one claim and the next."""
+@dataclass
+class SlowPassClock(FakeClock):
+    """Every reading moves the clock on 6 s, as a pass under heavy load takes time between
+    one claim and the next."""
 
-    clock: FakeClock = field(default_factory=FakeClock)
-
-    async def run(self, task: StepTask, recorder: StepRecorder) -> StepResult:
-        self.clock.advance(timedelta(seconds=6))
-        return await super().run(task, recorder)
+    def now(self) -> datetime:
+        at = self.at
+        self.advance(timedelta(seconds=6))
+        return at
 
 
 async def test_a_lease_runs_from_its_claim_not_from_the_start_of_a_long_pass(
-    store: Store, source: FakeSource, clock: FakeClock, tmp_path: Path, engines: list[Engine]
+    store: Store, source: FakeSource, tmp_path: Path, engines: list[Engine]
 ) -> None:
-    runner = SlowPassRunner(clock=clock)
+    runner, clock = ScriptedRunner(), SlowPassClock()
     runner.gates["x"] = asyncio.Event()  # every agent lives on
     source.commit(*(job(f"j{i}", step("x")) for i in range(4)), agents=(agent(max_steps=10),))
     first = george(store, source, runner, clock, tmp_path, "first")
