@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -145,7 +146,7 @@ class Engine:
                            deadline=self.settings.sync_timeout.total_seconds())
         self.supervisor = Supervisor(
             renew=self._renew, lease=self.settings.lease.total_seconds(), keeper=self.keeper,
-            on_reaped=self.wake,
+            on_reaped=self._reaped,
         )
         self.store.announce_as = self.owner
         self.leadership = Leadership(
@@ -164,6 +165,8 @@ class Engine:
         self._runs: dict[int, RunState] = {}  # active runs as last read
         self._stale: set[int] = set()  # runs to read again before the next pass
         self._dirty: set[int] = set()  # runs changed since their status was last computed
+        self._waiting: set[int] = set()  # runs with steps to start once this George has room
+        self._dues: list[tuple[datetime, int]] = []  # heap: when a run can move of itself
         self._full_at: datetime | None = None
         self._retry_at: asyncio.TimerHandle | None = None
         self._prune: asyncio.Task[None] | None = None
@@ -317,22 +320,27 @@ class Engine:
             elif snapshot is not None:
                 fresh = self._full_at is not None and not self._stale  # the copies are current
                 applied = await self.git.apply(snapshot, now, self._runs if fresh else None)
-            # A full pass reads every active run and looks at time-based conditions (Stalled);
-            # in between, a pass reads again only the runs that changed since the last one.
-            full = applied is not None or self._full_due(now)  # a new revision reads every run
+            # A full pass reads every active run and looks at time-based conditions (Stalled,
+            # approvals' timeouts); in between, a pass looks only at the runs that changed, fell
+            # due or wait for room, so its cost does not grow with the number of active jobs.
+            full = snapshot is not None or self._full_due(now)  # a new revision reads every run
             if applied is not None:  # the sync read every active run already
                 self._runs = {r.id: r for r in applied}
                 assert snapshot is not None
                 keep = {snapshot.revision.sha, *(r.revision for r in applied), *self._in_use}
                 if self._prune is None or self._prune.done():
                     self._prune = asyncio.create_task(self._prune_checkouts(keep), name="george-prune")
-            runs = await self._active_runs(full, reload=applied is None)
+            if full:
+                self._dues = []
+            runs = await self._active_runs(full, reload=applied is None, now=now)
             if full:
                 self._full_at = now
             for n, run in enumerate(runs):
                 await breathe(n)
                 await self._commit(run, lifecycle.on_timers(run, now), now)
-            await self._start_ready(runs, now)
+            looked = {r.id for r in runs}
+            waiting = (self._runs[i] for i in sorted(self._waiting - looked) if i in self._runs)
+            await self._start_ready(runs, now, waiting=waiting)
             for n, run in enumerate(runs):
                 await breathe(n)
                 if full or run.id in self._dirty:
@@ -355,15 +363,26 @@ class Engine:
 
     def _wake_when_due(self, runs: list[RunState], now: datetime) -> None:
         """The next pass runs when a retry falls due or the lease of a step that no agent of
-        this George runs lapses (its George may have died), not at the next safety-net pass."""
-        due = min((t for r in runs if (t := planning.next_due(r, now, self.supervisor.running))),
-                  default=None)
-        if due is None or (self._due is not None and self._due[0] <= due and self._due[0] > now):
+        this George runs lapses (its George may have died), not at the next safety-net pass;
+        it looks at the runs due."""
+        for run in runs:
+            if (t := planning.next_due(run, now, self.supervisor.running)) is not None:
+                heapq.heappush(self._dues, (t, run.id))
+        if not self._dues:
+            return
+        due = self._dues[0][0]
+        if self._due is not None and self._due[0] <= due and self._due[0] > now:
             return
         if self._due is not None:
             self._due[1].cancel()
         delay = (due - now).total_seconds() + 0.05
         self._due = (due, asyncio.get_running_loop().call_later(delay, self._when_due))
+
+    def _reaped(self, run_id: int) -> None:
+        """An agent ended: its slot is free, and a step it left Running (it crashed or was
+        cancelled) is looked at again."""
+        self._dirty.add(run_id)
+        self.wake()
 
     def _when_due(self) -> None:
         self._due = None
@@ -381,7 +400,9 @@ class Engine:
             if pruned:
                 log.info("pruned %d checkout(s) of revisions nothing uses", pruned)
 
-    async def _active_runs(self, full: bool, *, reload: bool = True) -> list[RunState]:
+    async def _active_runs(self, full: bool, *, reload: bool = True, now: datetime) -> list[RunState]:
+        """Every active run at a full pass; otherwise those read again (changed), those this
+        George changed and those fallen due."""
         if full and reload:
             runs = {r.id: r for r in await self.io(self.store.load_active)}
             for run_id, run in runs.items():  # what other Georges changed (SQLite has no NOTIFY)
@@ -391,13 +412,19 @@ class Engine:
                     self.chat.changed(run_id)
             self._runs = runs
             self._stale.clear()
+        looked = set(self._stale) | self._dirty
         if self._stale:
             stale, self._stale = list(self._stale), set()
             for run_id in stale:
                 self._runs.pop(run_id, None)
             fresh = await self.io(self.store.load_runs_by_id, stale)
             self._runs.update((r.id, r) for r in fresh if r.active)
-        return sorted(self._runs.values(), key=lambda r: r.id)
+        self._waiting.intersection_update(self._runs)
+        if full:
+            return sorted(self._runs.values(), key=lambda r: r.id)
+        while self._dues and self._dues[0][0] <= now:
+            looked.add(heapq.heappop(self._dues)[1])
+        return [self._runs[i] for i in sorted(looked) if i in self._runs]
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -449,56 +476,77 @@ class Engine:
             and (s.lease_expires_at is None or s.lease_expires_at <= now)
         ]
 
-    async def _start_ready(self, runs: list[RunState], now: datetime) -> None:
+    async def _start_ready(self, runs: list[RunState], now: datetime,
+                           waiting: Iterable[RunState] = ()) -> None:
+        """Starts the ready (and recoverable) steps of `runs`, then of the runs `waiting` for
+        room, while this George has room; a run left with steps to start waits for room."""
         if self.snapshot is None and not self.agents:
             return
         full: set[str] = set()  # agents at their cap, counted across Georges
         for n, run in enumerate(runs):
             await breathe(n)
-            candidates = [(s, True) for s in self._recoverable(run, now)]
-            candidates += [(s, False) for s in planning.ready(run, now)]
-            for step, recovered in candidates:
-                if self.supervisor.count >= self.settings.max_concurrent_steps:
-                    return
-                spec = run.spec.step(step.name)
-                agent = self.agents.get(spec.agent) if spec.agent else None
-                if agent and (
-                    agent.metadata.name in full
-                    or self.supervisor.count_for(agent.metadata.name) >= agent.spec.max_concurrent_steps
-                ):
-                    continue
-                # The lease runs from now, not from the pass's start: a long pass must not
-                # hand out leases that have already run out.
-                at = self.clock.now()
-                claim = lifecycle.claim(
-                    run, step, owner=self.owner, now=at, lease=self.settings.lease, recovered=recovered
+            if await self._start_in(run, now, full):
+                self._waiting.add(run.id)
+            else:
+                self._waiting.discard(run.id)
+        for n, run in enumerate(waiting):
+            if self.supervisor.count >= self.settings.max_concurrent_steps:
+                return
+            await breathe(n)
+            if not await self._start_in(run, now, full):
+                self._waiting.discard(run.id)
+
+    async def _start_in(self, run: RunState, now: datetime, full: set[str]) -> bool:
+        """Claims and starts a run's steps that can start; True if some are left for want of
+        room (this George's, or their agent's in `full`)."""
+        candidates = [(s, True) for s in self._recoverable(run, now)]
+        candidates += [(s, False) for s in planning.ready(run, now)]
+        left = False
+        for step, recovered in candidates:
+            if self.supervisor.count >= self.settings.max_concurrent_steps:
+                return True
+            spec = run.spec.step(step.name)
+            agent = self.agents.get(spec.agent) if spec.agent else None
+            if agent and (
+                agent.metadata.name in full
+                or self.supervisor.count_for(agent.metadata.name) >= agent.spec.max_concurrent_steps
+            ):
+                left = True
+                continue
+            # The lease runs from now, not from the pass's start: a long pass must not
+            # hand out leases that have already run out.
+            at = self.clock.now()
+            claim = lifecycle.claim(
+                run, step, owner=self.owner, now=at, lease=self.settings.lease, recovered=recovered
+            )
+            since = time.monotonic()
+            claimed = await self._claim(run, claim, at, agent)
+            if claimed is Claim.FULL and agent is not None:
+                full.add(agent.metadata.name)
+                left = True
+            if claimed is not Claim.CLAIMED:
+                continue
+            self.supervisor.held(since)
+            step = replace(step)  # as claimed: what its outcome will compare-and-set against
+            if recovered and step.process is not None:
+                await self._stop_leftover(run, step, at)
+            if spec.agent and agent is None:
+                outcome = Outcome(
+                    StepStatus.BLOCKED,
+                    Reason.CAPABILITY_MISSING,
+                    f"agent {spec.agent} is not defined in Git; add an AgentSpec named {spec.agent}",
                 )
-                since = time.monotonic()
-                claimed = await self._claim(run, claim, at, agent)
-                if claimed is Claim.FULL and agent is not None:
-                    full.add(agent.metadata.name)
-                if claimed is not Claim.CLAIMED:
-                    continue
-                self.supervisor.held(since)
-                step = replace(step)  # as claimed: what its outcome will compare-and-set against
-                if recovered and step.process is not None:
-                    await self._stop_leftover(run, step, at)
-                if spec.agent and agent is None:
-                    outcome = Outcome(
-                        StepStatus.BLOCKED,
-                        Reason.CAPABILITY_MISSING,
-                        f"agent {spec.agent} is not defined in Git; add an AgentSpec named {spec.agent}",
-                    )
-                    await self._finish(run, step, outcome, locked=True)
-                    continue
-                task = await self._task(run, step, agent)
-                self.supervisor.spawn(
-                    step.id,
-                    self._attempt(run, step, task),
-                    name=f"agent:{run.name}/{step.name}#{step.attempts}",
-                    agent=spec.agent,
-                    job_id=run.id,
-                )
+                await self._finish(run, step, outcome, locked=True)
+                continue
+            task = await self._task(run, step, agent)
+            self.supervisor.spawn(
+                step.id,
+                self._attempt(run, step, task),
+                name=f"agent:{run.name}/{step.name}#{step.attempts}",
+                agent=spec.agent,
+                job_id=run.id,
+            )
+        return left
 
     async def _stop_leftover(self, run: RunState, step: StepState, now: datetime) -> None:
         """Before a recovered step runs again, what is left of its earlier attempt is stopped

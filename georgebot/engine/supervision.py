@@ -45,10 +45,10 @@ class Supervisor:
         renew: Callable[[list[int]], Awaitable[set[int]]],  # → the steps others run now
         lease: float,
         keeper: Keeper | None = None,
-        on_reaped: Callable[[], None] = lambda: None,
+        on_reaped: Callable[[int], None] = lambda job_id: None,
     ) -> None:
         self._live: dict[int, _Live] = {}
-        self._on_reaped = on_reaped  # a freed slot may let a waiting step start
+        self._on_reaped = on_reaped  # (the job's id) a freed slot may let a waiting step start
         self._renew = renew
         self._lease = lease
         self._renew_every = lease / 3
@@ -89,7 +89,8 @@ class Supervisor:
             log.error("agent task %s ended with an error", task.get_name(), exc_info=task.exception())
         if not self._live:
             self.idle.set()
-        self._on_reaped()
+        if live is not None:
+            self._on_reaped(live.job_id)
 
     def running(self, step_id: int) -> bool:
         return step_id in self._live
