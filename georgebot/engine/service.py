@@ -644,6 +644,7 @@ class Engine:
                 return await self._commit(run, effects, now)
 
         moved = await patiently(write, what=f"the outcome of {run.name}/{step.name}")
+        self.supervisor.done(step.id)
         if not moved:
             log.info("step %s/%s lost its lease; its outcome is dropped", run.name, step.name)
             return

@@ -48,6 +48,7 @@ class Supervisor:
         on_reaped: Callable[[int], None] = lambda job_id: None,
     ) -> None:
         self._live: dict[int, _Live] = {}
+        self._ending: dict[int, asyncio.Task[None]] = {}  # outcomes committed, tasks winding down
         self._on_reaped = on_reaped  # (the job's id) a freed slot may let a waiting step start
         self._renew = renew
         self._lease = lease
@@ -82,15 +83,24 @@ class Supervisor:
         task.add_done_callback(functools.partial(self._reap, step_id))
 
     def _reap(self, step_id: int, task: asyncio.Task[None]) -> None:
+        if self._ending.get(step_id) is task:
+            del self._ending[step_id]
         live = self._live.get(step_id)
         if live is not None and live.task is task:
             del self._live[step_id]
         if not task.cancelled() and task.exception() is not None:
             log.error("agent task %s ended with an error", task.get_name(), exc_info=task.exception())
-        if not self._live:
+        if not self._live and not self._ending:
             self.idle.set()
         if live is not None:
             self._on_reaped(live.job_id)
+
+    def done(self, step_id: int) -> None:
+        """The step's outcome is committed: its slot is free at once (the next step of its job
+        can start in it), while its task winds down."""
+        live = self._live.pop(step_id, None)
+        if live is not None:
+            self._ending[step_id] = live.task
 
     def running(self, step_id: int) -> bool:
         return step_id in self._live
@@ -120,7 +130,11 @@ class Supervisor:
         await self.cancel([sid for sid, live in self._live.items() if live.job_id == job_id])
 
     async def cancel_all(self) -> None:
+        ending = list(self._ending.values())
+        for task in ending:
+            task.cancel()
         await self.cancel(list(self._live))
+        await asyncio.gather(*ending, return_exceptions=True)
 
     def held(self, since: float) -> None:
         """Leases were written at monotonic time `since` (a claim or a renewal)."""

@@ -169,3 +169,21 @@ async def test_a_clean_stop_releases_the_lease_and_the_next_start_runs_the_step_
     assert runner.calls == [("j", "slow", 1), ("j", "slow", 2)]
     reasons = [e.reason for e in other_store.events("j") if e.step == "slow"]
     assert reasons.index("Interrupted") < reasons.index("Recovered")
+
+
+async def test_a_finished_step_frees_its_slot_for_the_next_step_of_its_job_without_a_pass(
+    sqlite_store: Store, source: FakeSource, clock, tmp_path: Path, engines: list[Engine]
+) -> None:
+    runner = ScriptedRunner()
+    runner.gates["a"] = asyncio.Event()
+    source.commit(job("j", step("a"), step("b", needs=("a",))), job("k", step("c")))
+    engine = make_engine(sqlite_store, source, runner, clock, tmp_path, max_concurrent_steps=1)
+    engines.append(engine)
+    await engine.start()
+    await engine.reconcile_once()  # a takes the one slot; c waits for room
+    passes = engine.passes
+    runner.gates["a"].set()
+    await eventually(lambda: len(runner.calls) == 2, what="a second step started")
+    # b, whose need just succeeded, starts in a's slot at once: no pass, no wait for a's task
+    # to end; c still waits for room.
+    assert (runner.order("j"), runner.order("k"), engine.passes) == (["a", "b"], [], passes)
