@@ -2,7 +2,8 @@
 
 `runtime.py` builds one, `start`s it before the engine runs and `close`s it at shutdown; it
 owns every executor it holds, including an LLM executor plugged in later. Until there is
-one, `instructions` steps end `Blocked: CapabilityMissing (llm)`.
+one, `instructions` steps end `Blocked: CapabilityMissing (llm)`. A `run` or `http` step whose
+capability kind its agent's `requireApproval` lists passes `gating` first.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from georgebot import errors
+from georgebot.agents import gating
 from georgebot.agents.ask import AskRunner
 from georgebot.agents.http import HttpRunner
 from georgebot.agents.shell import ShellRunner
@@ -76,6 +78,9 @@ class StepRunner:
         await _close_all(list(self._executors.values()))
 
     async def run(self, task: StepTask, recorder: StepRecorder) -> StepResult:
+        gate = gating.gate_of(task)
+        if gate is not None and (wait := await gating.pass_gate(gate, task, recorder)) is not None:
+            return wait
         return await self._executors[task.step.form].run(task, recorder)
 
 

@@ -35,7 +35,6 @@ KIND = {RUN_COMMAND: "shell", HTTP_REQUEST: "http", POST_MESSAGE: "slack"}
 STATUSES = ("succeeded", "failed", "blocked")
 REASON = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-_SHOWN_CHARS = 1500
 
 
 @dataclass(frozen=True)
@@ -251,19 +250,15 @@ def kind(action: Action) -> str:
 def describe(action: Action) -> str:
     """The exact call, for people asked to approve it and for the step's context."""
     if isinstance(action, Command):
-        return f"run `{_clip(shlex.join([action.command, *action.args]))}`"
+        return f"run `{shlex.join([action.command, *action.args])}`"
     if isinstance(action, Request):
         check = action.check
         text = f"send `{check.method} {redact(check.url)}`"
         if check.headers:
             shown = {k: "***" if is_credential_header(k) else v for k, v in check.headers.items()}
-            text += f" with headers `{_clip(json.dumps(shown, ensure_ascii=False))}`"
+            text += f" with headers `{json.dumps(shown, ensure_ascii=False)}`"
         if check.body is not None:
-            text += f" with the JSON body `{_clip(json.dumps(check.body, ensure_ascii=False))}`"
+            text += f" with the JSON body `{json.dumps(check.body, ensure_ascii=False)}`"
         return text
-    return f"post in {action.channel}:\n{_clip(action.text)}"
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+    return f"post in {action.channel}:\n{action.text}"
 

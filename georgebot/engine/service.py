@@ -565,7 +565,9 @@ class Engine:
         sha = self.snapshot.revision.sha if self.snapshot else run.revision
         spec = run.spec.step(step.name)
         context: tuple[ContextEntry, ...] = ()
-        if spec.form is StepForm.LLM:  # only an LLM reads it back: its own, the thread's, others' output
+        # Read back by an LLM (its own, the thread's, others' output), and by a step whose
+        # agent's `requireApproval` may have decided it.
+        if spec.form is StepForm.LLM or (agent is not None and agent.spec.require_approval is not None):
             context = tuple(
                 ContextEntry(at=c.at, role=c.role, text=c.text, author=c.author, data=c.data, step=c.step)
                 for c in await self.io(self.store.context, run.id)
