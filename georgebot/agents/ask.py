@@ -39,6 +39,9 @@ class AskRunner:
                 text=ask.message,
                 approvers=tuple(ask.approvers),
                 quorum=ask.quorum,
+                escalate_after=ask.escalate.after if ask.escalate else None,
+                escalate_to=tuple(ask.escalate.to) if ask.escalate else (),
+                on_timeout=ask.on_timeout,
             ),
             message=f"waiting in {channel} for {ask.quorum} approval(s) from {who}",
         )

@@ -17,18 +17,28 @@ from dataclasses import dataclass
 from georgebot import errors
 from georgebot.agents import prompting, tools
 from georgebot.engine.ports import ApprovalRequest, StepRecorder, StepTask, Wait
-from georgebot.model.specs import StepForm
+from georgebot.model.specs import RequireApproval, StepForm
 from georgebot.model.status import Reason
 
 SPENT = "approval_spent"
 """Context role: the attempt that acted on a decision (data {"call", "approved"})."""
 
 
+def asking(policy: RequireApproval, *, job: str, step: str, channel: str, text: str) -> ApprovalRequest:
+    """The request for one use of a capability under `policy`, with its escalation and timeout."""
+    return ApprovalRequest(
+        job, step, channel=channel, text=text, approvers=tuple(policy.approvers), quorum=1, kind="tool",
+        escalate_after=policy.escalate.after if policy.escalate else None,
+        escalate_to=tuple(policy.escalate.to) if policy.escalate else (),
+        timeout=policy.timeout, on_timeout=policy.on_timeout,
+    )
+
+
 @dataclass(frozen=True)
 class Gate:
     kind: str
     call: tools.Command | tools.Request
-    approvers: tuple[str, ...]
+    policy: RequireApproval
 
     @property
     def digest(self) -> str:
@@ -58,7 +68,7 @@ def gate_of(task: StepTask) -> Gate | None:
     else:
         return None
     kind = tools.kind(call)
-    return Gate(kind, call, tuple(policy.approvers)) if kind in policy.capabilities else None
+    return Gate(kind, call, policy) if kind in policy.capabilities else None
 
 
 async def pass_gate(gate: Gate, task: StepTask, recorder: StepRecorder) -> Wait | None:
@@ -69,15 +79,8 @@ async def pass_gate(gate: Gate, task: StepTask, recorder: StepRecorder) -> Wait 
         await recorder.note(prompting.APPROVAL_REQUEST, gate.wanted, {"call": gate.digest})
         agent = task.agent.metadata.name if task.agent else "the agent"
         return Wait(
-            ApprovalRequest(
-                task.job.name,
-                task.step.name,
-                channel=task.channel,
-                text=f"Agent {agent} asks to {gate.wanted}",
-                approvers=gate.approvers,
-                quorum=1,
-                kind="tool",
-            ),
+            asking(gate.policy, job=task.job.name, step=task.step.name, channel=task.channel,
+                   text=f"Agent {agent} asks to {gate.wanted}"),
             message=f"waiting for approval to {gate.wanted.splitlines()[0]}",
         )
     await recorder.note(SPENT, gate.wanted, {"call": gate.digest, "approved": decision.approved})

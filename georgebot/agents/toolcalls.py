@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from georgebot import errors
-from georgebot.agents import prompting, tools
+from georgebot.agents import gating, prompting, tools
 from georgebot.agents.dispatch import Executor
 from georgebot.agents.prompting import PendingCall
 from georgebot.engine.ports import ApprovalRequest, Done, StepRecorder, StepTask, Wait
 from georgebot.model.attempts import ProcessRecord
-from georgebot.model.specs import AgentSpec
+from georgebot.model.specs import AgentSpec, RequireApproval
 from georgebot.model.views import Usage
 
 _MESSAGE_CHARS = 1000
@@ -140,7 +140,7 @@ class Toolbox:
         gate = self._agent.spec.require_approval
         if gate is not None and tools.kind(action) in gate.capabilities:
             if call.decision is None:
-                return await self._ask_approval(call, action, tuple(gate.approvers))
+                return await self._ask_approval(call, action, gate)
             if not call.decision.approved:
                 return await self._persist(
                     call,
@@ -199,23 +199,13 @@ class Toolbox:
             ),
         )
 
-    async def _ask_approval(
-        self, call: PendingCall, action: tools.Action, approvers: tuple[str, ...]
-    ) -> Wait:
+    async def _ask_approval(self, call: PendingCall, action: tools.Action, gate: RequireApproval) -> Wait:
         task = self._task
         wanted = tools.describe(action)
         await self._recorder.note(prompting.APPROVAL_REQUEST, wanted, {"tool_use_id": call.id})
         text = f"Agent {self._agent.metadata.name} asks to {wanted}"  # Slack adds the job, step and how
         return Wait(
-            ApprovalRequest(
-                task.job.name,
-                task.step.name,
-                channel=task.channel,
-                text=text,
-                approvers=approvers,
-                quorum=1,
-                kind="tool",
-            ),
+            gating.asking(gate, job=task.job.name, step=task.step.name, channel=task.channel, text=text),
             message=f"waiting for approval to {wanted.splitlines()[0]}",
         )
 

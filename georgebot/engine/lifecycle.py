@@ -36,6 +36,7 @@ from georgebot.store import (
     Remark,
     RunState,
     StepState,
+    Widening,
 )
 
 REOPENED_BY_APPROVERS = frozenset({Reason.REJECTED, Reason.APPROVAL_TIMED_OUT})
@@ -188,10 +189,15 @@ def _wait(
     """A step starts waiting for people: a new request, with no votes, and its message."""
     spec = run.spec.step(step.name)
     asked = wait.request
-    waits = Waits(request_id, asked.kind, asked.channel, asked.text, asked.approvers, asked.quorum)
+    timeout = asked.timeout or spec.timeout
+    waits = Waits(
+        request_id, asked.kind, asked.channel, asked.text, asked.approvers, asked.quorum,
+        escalate_at=now + asked.escalate_after if asked.escalate_after and asked.escalate_to else None,
+        escalate_to=asked.escalate_to, on_timeout=asked.on_timeout,
+    )
     move = _move(
         step, actor, owner=owner, status=StepStatus.WAITING, waits=waits, started_at=now,
-        deadline_at=now + spec.timeout if spec.timeout else None, reason=reason, message=message,
+        deadline_at=now + timeout if timeout else None, reason=reason, message=message,
     )
     opening = Opening(
         request_id, step.id, step.name, asked.kind, asked.channel, asked.text, asked.approvers,
@@ -221,9 +227,11 @@ def on_ballot(
     the person is an approver and has not answered it yet; otherwise it decides nothing, the
     event log says why, and so does the verdict."""
     step = run.step(request.step)
+    waits = step.waits if step is not None and step.waits and step.waits.request == request.id else None
     base = Verdict(
         Decision.UNKNOWN, run.name, request.step, user, approvals=request.approvals(),
-        quorum=request.quorum, approvers=request.approvers, status=step.status if step else None,
+        quorum=request.quorum, approvers=waits.approvers if waits else request.approvers,
+        status=step.status if step else None,
     )
     actor = f"user:{user}"
     refusal = _refusal(run, step, request, user=user, groups=groups)
@@ -290,11 +298,11 @@ def _refusal(
         return Decision.NOT_WAITING, "Ignored", f"a decision on {step.name}, which is {step.status.value}"
     if request.kind == "question":
         return Decision.NOT_WAITING, "Ignored", "a question is answered by a reply in the thread"
-    if not is_approver(user, groups, request.approvers):
+    if not is_approver(user, groups, step.waits.approvers):  # an escalation's people included
         return (
             Decision.NOT_APPROVER,
             "NotAnApprover",
-            f"{user} is not among the approvers {sorted(request.approvers)}; ignored",
+            f"{user} is not among the approvers {sorted(step.waits.approvers)}; ignored",
         )
     if request.voted(user):
         return Decision.ALREADY_COUNTED, "AlreadyCounted", f"{user} already answered this request"
@@ -324,19 +332,29 @@ def on_reply(run: RunState, *, user: str, text: str, step: str | None) -> tuple[
 
 
 def on_timers(run: RunState, now: datetime) -> Effects:
-    """An approval past its timeout reminds the approvers once; at twice the timeout it fails."""
+    """A request with `escalate` asks its escalation's people too once `after` has passed,
+    and ends at its timeout as `onTimeout` says. One without reminds the approvers once at
+    its timeout, and ends at twice the timeout."""
     effects = NOTHING
     for step in run.index.named(StepStatus.WAITING):
         waits = step.waits
-        if step.deadline_at is None or waits is None:
+        if waits is None:
+            continue
+        if waits.escalate_at is not None and not waits.escalated and now >= waits.escalate_at:
+            effects += _escalation(run, step, waits)
+            continue
+        if step.deadline_at is None:
             continue
         started = step.started_at or now
-        if now >= started + 2 * (step.deadline_at - started):
+        ends = step.deadline_at if waits.escalate_at else started + 2 * (step.deadline_at - started)
+        if now >= ends:
             who = ", ".join(waits.approvers) or "anyone"
+            reason = Reason.REJECTED if waits.on_timeout == "reject" else Reason.APPROVAL_TIMED_OUT
+            said = "rejected: " if waits.on_timeout == "reject" else ""
             move = _move(step, status=StepStatus.FAILED, waits=None, finished_at=now,
-                         reason=Reason.APPROVAL_TIMED_OUT, message=f"no decision by {who} in time")
+                         reason=reason, message=f"{said}no decision by {who} in time")
             effects += Effects(moves=(move,), closings=_closing(step, Closed.TIMED_OUT), progress=True)
-        elif now >= step.deadline_at and not waits.reminded:
+        elif now >= step.deadline_at and not waits.reminded and waits.escalate_at is None:
             who = " ".join(f"<@{a}>" if a.startswith("U") else f"<!subteam^{a}>" for a in waits.approvers)
             text = f"{who or 'Anyone here:'} still waiting for your answer on {step.name}"
             ping = Outgoing(run.channel, text, "ping", step.name)
@@ -345,6 +363,22 @@ def on_timers(run: RunState, now: datetime) -> Effects:
             note = Note(step.name, "engine", "Reminded", f"reminded {who or 'the thread'}")
             effects += Effects(moves=(move,), messages=(ping,), notes=(note,))
     return effects
+
+
+def _escalation(run: RunState, step: StepState, waits: Waits) -> Effects:
+    """The request now also asks the escalation's people, who may decide it as approvers."""
+    added = tuple(a for a in waits.escalate_to if a not in waits.approvers)
+    mention = " ".join(f"<@{a}>" if a.startswith("U") else f"<!subteam^{a}>" for a in waits.escalate_to)
+    waited = " ".join(f"<@{a}>" if a.startswith("U") else f"<!subteam^{a}>" for a in waits.approvers)
+    text = (f"{mention}: *{step.name}* has waited for {waited} without a decision; "
+            "you may approve or reject it too, on the request")
+    ping = Outgoing(run.channel, text, "ping", step.name)
+    move = _move(step, status=StepStatus.WAITING, waits=replace(waits, escalated=True,
+                 approvers=waits.approvers + added), reason="Escalated",
+                 message=f"escalated to {', '.join(waits.escalate_to)}", logged=False)
+    note = Note(step.name, "engine", "Escalated", f"escalated to {', '.join(waits.escalate_to)}")
+    widening = Widening(waits.request, waits.approvers + added)
+    return Effects(moves=(move,), messages=(ping,), notes=(note,), widenings=(widening,))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from georgebot.model.approvals import WaitKind
 from georgebot.model.attempts import ProcessRecord
 from georgebot.model.rendered import RenderedJob
-from georgebot.model.specs import AgentSpec, Step
+from georgebot.model.specs import AgentSpec, OnTimeout, Step
 from georgebot.model.views import Usage
 
 
@@ -56,6 +56,10 @@ class ApprovalRequest:
     approvers: tuple[str, ...]
     quorum: int
     kind: WaitKind = "ask"
+    escalate_after: timedelta | None = None  # then `escalate_to` may decide too
+    escalate_to: tuple[str, ...] = ()
+    timeout: timedelta | None = None  # none: the step's own `timeout`, if any
+    on_timeout: OnTimeout = "fail"
 
 
 @dataclass(frozen=True)

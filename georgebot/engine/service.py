@@ -714,9 +714,16 @@ class Engine:
         return len(effects.messages)
 
     async def approvers_of(self, request_id: str) -> tuple[str, ...]:
-        """Whom a request asks (the chat resolves user groups among them before `decide`)."""
+        """Whom a request asks now, an escalation's people included (the chat resolves user
+        groups among them before `decide`)."""
         request = await self.io(self.store.request, request_id)
-        return request.approvers if request else ()
+        if request is None:
+            return ()
+        run = await self.io(self.store.load_run, request.job_id)
+        step = run.step(request.step)
+        if step is not None and step.waits is not None and step.waits.request == request.id:
+            return step.waits.approvers
+        return request.approvers
 
     async def reply(
         self, job: str, *, user: str, text: str, step: str | None = None, run_id: int | None = None

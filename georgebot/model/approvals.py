@@ -8,6 +8,7 @@ so a reaction on any other request can never decide this one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -36,9 +37,13 @@ class Waits:
     kind: WaitKind
     channel: str
     text: str
-    approvers: tuple[str, ...]
+    approvers: tuple[str, ...]  # who may decide now: the escalation's people added once it came
     quorum: int
     reminded: bool = False
+    escalate_at: datetime | None = None
+    escalate_to: tuple[str, ...] = ()
+    escalated: bool = False
+    on_timeout: str = "fail"  # or "reject"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +54,10 @@ class Waits:
             "approvers": list(self.approvers),
             "quorum": self.quorum,
             "reminded": self.reminded,
+            "escalate_at": self.escalate_at.isoformat() if self.escalate_at else None,
+            "escalate_to": list(self.escalate_to),
+            "escalated": self.escalated,
+            "on_timeout": self.on_timeout,
         }
 
     @classmethod
@@ -62,6 +71,10 @@ class Waits:
             approvers=tuple(str(a) for a in raw.get("approvers", [])),
             quorum=int(raw.get("quorum", 1)),
             reminded=bool(raw.get("reminded", raw.get("pinged", False))),
+            escalate_at=datetime.fromisoformat(at) if (at := raw.get("escalate_at")) else None,
+            escalate_to=tuple(str(a) for a in raw.get("escalate_to", [])),
+            escalated=bool(raw.get("escalated", False)),
+            on_timeout="reject" if raw.get("on_timeout") == "reject" else "fail",
         )
 
 

@@ -161,10 +161,34 @@ class Capability(_Spec):
 
 CapabilityKind = Literal["shell", "http", "slack"]
 
+OnTimeout = Literal["fail", "reject"]
+"""How a request nobody decided in time ends: `fail` (reason ApprovalTimedOut) or `reject`
+(reason Rejected, as if an approver had rejected it)."""
+
+
+class Escalate(_Spec):
+    """After `after` without a decision, the request also asks `to` (users or user groups)."""
+
+    after: Duration
+    to: list[str] = Field(min_length=1)
+
 
 class RequireApproval(_Spec):
     capabilities: list[CapabilityKind] = Field(min_length=1)
     approvers: list[str] = Field(min_length=1)
+    escalate: Escalate | None = None
+    timeout: Duration | None = None  # of each request; none: it waits without limit
+    on_timeout: OnTimeout = Field("fail", alias="onTimeout")
+
+    @model_validator(mode="after")
+    def _escalates_in_time(self) -> RequireApproval:
+        _check_escalation(self.escalate, self.timeout)
+        return self
+
+
+def _check_escalation(escalate: Escalate | None, timeout: timedelta | None) -> None:
+    if escalate is not None and timeout is not None and escalate.after >= timeout:
+        raise ValueError("`escalate.after` must be shorter than the `timeout`, or nobody is asked in time")
 
 
 class Budget(_Spec):
@@ -317,6 +341,8 @@ class Ask(_Spec):
     approvers: list[str] = Field(min_length=1)
     channel: str | None = None
     quorum: int = Field(1, ge=1)
+    escalate: Escalate | None = None  # the step's `timeout` ends the request
+    on_timeout: OnTimeout = Field("fail", alias="onTimeout")
 
     @model_validator(mode="after")
     def _quorum_reachable(self) -> Ask:
@@ -359,6 +385,8 @@ class Step(_Spec):
             raise ValueError(f"a {forms[0]} step needs an `agent`")
         if self.name in self.needs:
             raise ValueError("a step cannot need itself")
+        if self.ask is not None:
+            _check_escalation(self.ask.escalate, self.timeout)
         return self
 
     @property

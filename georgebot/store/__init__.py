@@ -20,6 +20,7 @@ from georgebot.store.shapes import (
     Remark,
     RunState,
     StepState,
+    Widening,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "SlackMessage",
     "StepState",
     "Store",
+    "Widening",
     "open_database",
     "reading",
 ]

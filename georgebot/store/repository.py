@@ -316,6 +316,10 @@ class Store(Records):
                  "digest": o.digest, "opened_at": at, "closed_at": None, "closed": None}
                 for o in effects.openings
             ])
+        for widening in effects.widenings:
+            conn.execute(sa.update(REQUESTS)
+                         .where(REQUESTS.c.id == widening.request, REQUESTS.c.closed.is_(None))
+                         .values(approvers=list(widening.approvers)))
         for closing in effects.closings:
             conn.execute(sa.update(REQUESTS)
                          .where(REQUESTS.c.id == closing.request, REQUESTS.c.closed.is_(None))

@@ -216,6 +216,14 @@ class Closing:
 
 
 @dataclass(frozen=True)
+class Widening:
+    """An escalation: the request asks these approvers now (its earlier ones and the escalation's)."""
+
+    request: str
+    approvers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Ballot:
     """A person's counted ✅ or ❌ on one request: at most one per person and request."""
 
@@ -263,6 +271,7 @@ class Effects:
     remarks: tuple[Remark, ...] = ()
     job: JobChange | None = None
     progress: bool = False  # the job made progress (its Stalled clock restarts)
+    widenings: tuple[Widening, ...] = ()
 
     def __add__(self, other: Effects) -> Effects:
         job = other.job or self.job
@@ -285,12 +294,13 @@ class Effects:
             self.remarks + other.remarks,
             job,
             self.progress or other.progress,
+            self.widenings + other.widenings,
         )
 
     def __bool__(self) -> bool:
         return bool(
             self.moves or self.notes or self.messages or self.openings or self.closings
-            or self.ballots or self.remarks or self.job or self.progress
+            or self.ballots or self.remarks or self.job or self.progress or self.widenings
         )
 
 

@@ -29,12 +29,12 @@ SECURITY = "U0SECURITY"
 LONG = "production," + ",".join(f"db-{n:04d}" for n in range(600))  # some 5,000 characters
 
 
-def secrets_bot(*kinds: str) -> AgentSpec:
+def secrets_bot(*kinds: str, **policy: object) -> AgentSpec:
     return AgentSpec.model_validate({
         "apiVersion": "george/v1", "kind": "AgentSpec", "metadata": {"name": "secrets-bot"},
         "spec": {
             "capabilities": [{"shell": {"commands": ["tools/rotate"]}}, {"http": {"hosts": ["127.0.0.1:9"]}}],
-            "requireApproval": {"capabilities": list(kinds), "approvers": [SECURITY]},
+            "requireApproval": {"capabilities": list(kinds), "approvers": [SECURITY], **policy},
         },
     })
 
@@ -129,6 +129,27 @@ async def test_an_approval_is_spent_by_the_attempt_that_ran_it(
     clock.advance(timedelta(seconds=1))
     await engine.settle()  # the retry asks again rather than run on the approval already used
     assert (ran(engine), state(sqlite_store).status) == (["--fail"], StepStatus.WAITING)
+
+
+async def test_require_approval_escalates_and_times_out_as_its_policy_says(
+    engine: Engine, sqlite_store: Store, clock
+) -> None:
+    policy = {"escalate": {"after": "1h", "to": ["U0CISO"]}, "timeout": "2h", "onTimeout": "reject"}
+    engine.source.commit(rotate_job(), agents=(secrets_bot("shell", **policy),))
+    await engine.settle()
+    clock.advance(timedelta(hours=1))
+    await engine.settle()
+    assert await decide(engine, "rotate", "rotate", user="U0CISO", approve=False) is Decision.REJECTED
+    await engine.settle()
+    plan = await engine.retry("rotate", actor="user:U0CISO")  # as one of its approvers now
+    assert plan.steps == ("rotate",)
+    await engine.settle()
+    assert state(sqlite_store).status is StepStatus.WAITING  # a new round, escalating again
+    for _ in range(2):
+        clock.advance(timedelta(hours=1))
+        await engine.settle()
+    ended = state(sqlite_store)
+    assert (ended.status, ended.reason, ran(engine)) == (StepStatus.FAILED, Reason.REJECTED, [])
 
 
 def task(form: dict[str, object], agent: AgentSpec) -> StepTask:

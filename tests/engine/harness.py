@@ -133,6 +133,9 @@ class ScriptedRunner:
                     task.step.ask.message,
                     tuple(task.step.ask.approvers),
                     task.step.ask.quorum,
+                    escalate_after=task.step.ask.escalate.after if task.step.ask.escalate else None,
+                    escalate_to=tuple(task.step.ask.escalate.to) if task.step.ask.escalate else (),
+                    on_timeout=task.step.ask.on_timeout,
                 )
             )
         await recorder.note("output", f"{task.step.name} attempt {task.attempt}")
