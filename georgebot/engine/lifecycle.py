@@ -49,6 +49,7 @@ class Decision(StrEnum):
     REJECTED = "rejected"  # the request is rejected
     ALREADY_COUNTED = "already-counted"  # this person already answered this request
     NOT_APPROVER = "not-approver"
+    OWN_JOB = "own-job"  # the four-eyes rule: the person committed the job
     NOT_WAITING = "not-waiting"  # the step waits on no vote (a question wants a reply)
     OUTDATED = "outdated"  # not the request the step waits on now
     UNKNOWN = "unknown"  # not a request of George's
@@ -222,6 +223,7 @@ def on_ballot(
     groups: frozenset[str] = frozenset(),
     note: str = "",
     now: datetime,
+    author: str | None = None,
 ) -> tuple[Verdict, Effects]:
     """A person's ✅ or ❌ on `request`. It counts only if the step waits on that very request,
     the person is an approver and has not answered it yet; otherwise it decides nothing, the
@@ -234,7 +236,7 @@ def on_ballot(
         status=step.status if step else None,
     )
     actor = f"user:{user}"
-    refusal = _refusal(run, step, request, user=user, groups=groups)
+    refusal = _refusal(run, step, request, user=user, groups=groups, author=author)
     if refusal is not None:
         decision, reason, why = refusal
         verdict = replace(base, decision=decision, why=why)
@@ -279,7 +281,8 @@ def on_ballot(
 
 
 def _refusal(
-    run: RunState, step: StepState | None, request: Request, *, user: str, groups: frozenset[str]
+    run: RunState, step: StepState | None, request: Request, *, user: str, groups: frozenset[str],
+    author: str | None = None,
 ) -> tuple[Decision, str, str] | None:
     """Why a person's decision does not count, if it does not: (decision, reason, why)."""
     if step is None or step.waits is None or step.waits.request != request.id:
@@ -306,6 +309,14 @@ def _refusal(
         )
     if request.voted(user):
         return Decision.ALREADY_COUNTED, "AlreadyCounted", f"{user} already answered this request"
+    if author is not None and user == author and not run.spec.allow_self_approval:
+        others = [a for a in step.waits.approvers if a != user]
+        return (
+            Decision.OWN_JOB,
+            "SelfApproval",
+            f"{user} committed {run.name} ({run.spec.author}), and the four-eyes rule needs someone "
+            f"else to decide its steps: {', '.join(others) or 'another approver'}",
+        )
     return None
 
 

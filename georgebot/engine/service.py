@@ -670,9 +670,17 @@ class Engine:
         approve: bool,
         user_groups: frozenset[str] = frozenset(),
         note: str = "",
+        user_of: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> Verdict:
         """A person's ✅ or ❌ on one approval request. It counts only on the request the step
-        waits on now, once per person; the verdict says what it did and why."""
+        waits on now, once per person, and not from the person who committed the job (the
+        four-eyes rule: `user_of` finds the chat user of the job's author by e-mail); the
+        verdict says what it did and why."""
+        author = None  # looked up before the lock: a chat call must not hold up the passes
+        if user_of is not None and (asked := await self.io(self.store.request, request_id)) is not None:
+            job = (await self.io(self.store.load_run, asked.job_id)).spec
+            if job.author and not job.allow_self_approval:
+                author = await user_of(job.author)
         async with self._lock:
             for _ in range(3):  # a step that moved meanwhile (another process) is read again
                 now = self.clock.now()
@@ -681,7 +689,8 @@ class Engine:
                     return Verdict(Decision.UNKNOWN, user=user, why="not an approval request of George's")
                 run = await self.io(self.store.load_run, request.job_id)
                 verdict, effects = lifecycle.on_ballot(
-                    run, request, user=user, approve=approve, groups=user_groups, note=note, now=now
+                    run, request, user=user, approve=approve, groups=user_groups, note=note, now=now,
+                    author=author,
                 )
                 if await self._commit(run, effects, now):
                     break

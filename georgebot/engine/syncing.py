@@ -229,6 +229,8 @@ class GitSync:
         for n, (name, job) in enumerate(snap.jobs.items()):
             await breathe(n)
             file = snap.job_files.get(name, "")
+            if (author := snap.job_authors.get(name)) is not None:
+                job = job.model_copy(update={"author": author})  # not part of its digest
             run = active.get(name)
             if run is None:
                 latest = known.get(name)

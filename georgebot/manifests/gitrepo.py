@@ -196,6 +196,15 @@ class GitRepository:
             self._subtrees[tree.hexsha] = known
         return known
 
+    def author_of(self, sha: str, file: str) -> str | None:
+        """The e-mail of the author of the last commit up to `sha` that changed `file`."""
+        try:
+            commit = next(self._repo.iter_commits(sha, paths=file, max_count=1), None)
+        except (git.GitCommandError, ValueError):
+            return None
+        email = commit.author.email if commit is not None else None
+        return email or None
+
     def read(self, blob: str) -> bytes:
         data: bytes = self._repo.odb.stream(bytes.fromhex(blob)).read()
         return data

@@ -300,6 +300,7 @@ def render_job(
         params={k: v for k, v in strict.items() if v is not None},
         fuzzy=fuzzy,
         steps=steps,
+        allow_self_approval=body.allow_self_approval,
     )
 
 

@@ -52,6 +52,7 @@ class Snapshot:
     templates: Mapping[str, TaskTemplate] = field(default_factory=dict)
     jobs: Mapping[str, RenderedJob] = field(default_factory=dict)
     job_files: Mapping[str, str] = field(default_factory=dict)  # job name -> file of its document
+    job_authors: Mapping[str, str] = field(default_factory=dict)  # job name -> e-mail of its last committer
     invalid_jobs: Mapping[str, ManifestIssue] = field(default_factory=dict)
     broken_files: frozenset[str] = frozenset()  # files that did not parse cleanly
     errors: tuple[ManifestIssue, ...] = ()

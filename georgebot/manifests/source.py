@@ -57,6 +57,7 @@ class ManifestSource:
         self._validator = Validator(default_channel, limits=limits)
         self._git: GitRepository | None = None
         self._files: dict[str, tuple[str, ParsedFile]] = {}  # file -> (blob id, parsed)
+        self._authored: dict[tuple[str, str], str | None] = {}  # (file, blob id) -> last committer
         self._tree: str | None = None
         self._manifests: Snapshot | None = None  # the last snapshot without the symlinks' errors
         self._lock = threading.Lock()
@@ -141,8 +142,22 @@ class ManifestSource:
             # Links anywhere in the repository, not only under the manifests path: a `run`
             # command may be any file of the revision.
             snapshot = with_errors(base, links.issues(repo.symlinks(revision.sha)))
+            snapshot = dataclasses.replace(snapshot, job_authors=self._authors(repo, revision.sha, snapshot))
             self.last = snapshot
             return snapshot
+
+    def _authors(self, repo: GitRepository, sha: str, snapshot: Snapshot) -> dict[str, str]:
+        """Who last committed each job's file (the four-eyes rule), asked of Git once per
+        version of the file."""
+        authors: dict[str, str] = {}
+        for name, file in snapshot.job_files.items():
+            blob = self._files.get(file, ("", None))[0]
+            key = (file, blob)
+            if key not in self._authored:
+                self._authored[key] = repo.author_of(sha, file)
+            if (email := self._authored[key]) is not None:
+                authors[name] = email
+        return authors
 
     def checkout(self, sha: str) -> Path:
         """The repository's tree at commit `sha`, under `home/checkouts/<sha>/`: the working

@@ -34,6 +34,8 @@ class RenderedJob(BaseModel):
     params: dict[str, Any]
     fuzzy: dict[str, str]
     steps: list[Step]
+    allow_self_approval: bool = False  # the template waives the four-eyes rule
+    author: str | None = None  # e-mail of the Git author of the job's document: not its approver
 
     def step(self, name: str) -> Step:
         return self.by_name[name]
@@ -50,7 +52,8 @@ class RenderedJob(BaseModel):
 
     @cached_property
     def digest(self) -> str:
-        return digest(self.model_dump(mode="json", by_alias=True))
+        """Changes with the job's definition; not with who last committed its file."""
+        return digest(self.model_dump(mode="json", by_alias=True, exclude={"author"}))
 
     def step_digest(self, name: str) -> str:
         """Changes when the step's definition, or a fuzzy value it can see, changes."""

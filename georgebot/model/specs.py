@@ -418,6 +418,8 @@ class TemplateBody(_Spec):
     channel: str | None = None
     variables: dict[str, Variable] = {}
     steps: list[Step] = Field(min_length=1)
+    # The four-eyes rule: whoever committed a job may not approve its steps, unless this says so.
+    allow_self_approval: bool = Field(False, alias="allowSelfApproval")
 
 
 class TaskTemplate(_Spec):
