@@ -409,28 +409,35 @@ def needs_approver(step: StepState) -> bool:
 
 
 def on_retry(
-    run: RunState, *, actor: str, may_reopen: Callable[[StepState], bool] = lambda _: True
+    run: RunState, *, actor: str, may_reopen: Callable[[StepState], bool] = lambda _: True,
+    may_retry: bool = True,
 ) -> tuple[RetryPlan, Effects]:
     """A person's retry: failed and blocked steps start over with a new round (no votes).
     A step that an approver rejected, or that timed out waiting, only if `may_reopen` says this
-    person is one of its approvers."""
+    person is one of its approvers; the others if `may_retry` (the template's `retriers`, when
+    it names any, include the person). The plan's message says who may retry what was left."""
     stuck = retryable(run)
-    mine = [s for s in stuck if not needs_approver(s) or may_reopen(s)]
-    left = tuple(s.name for s in stuck if s not in mine)
+    mine = [s for s in stuck if (may_reopen(s) if needs_approver(s) else may_retry)]
+    left = [s for s in stuck if s not in mine]
     names = tuple(s.name for s in mine)
+    reasons = [_who_may(run, s) for s in left]
     if not names:
-        why = (
-            f"{run.name}: only an approver of {', '.join(left)} can reopen it"
-            if left
-            else f"{run.name} has no failed or blocked step to retry"
-        )
-        return RetryPlan(run.name, (), left, why), NOTHING
+        why = "; ".join(reasons) if left else f"{run.name} has no failed or blocked step to retry"
+        return RetryPlan(run.name, (), tuple(s.name for s in left), f"{run.name}: {why}" if left else why), \
+            NOTHING
     moves = tuple(_reset(s, actor, "RetryRequested", f"retry requested by {actor}") for s in mine)
     job = None if run.active else JobChange(JobStatus.PENDING, True, actor=actor, message="retry requested")
     message = f"retrying {', '.join(names)} of {run.name}"
     if left:
-        message += f"; only an approver can reopen {', '.join(left)}"
-    return RetryPlan(run.name, names, left, message), Effects(moves=moves, job=job, progress=True)
+        message += "; " + "; ".join(reasons)
+    plan = RetryPlan(run.name, names, tuple(s.name for s in left), message)
+    return plan, Effects(moves=moves, job=job, progress=True)
+
+
+def _who_may(run: RunState, step: StepState) -> str:
+    if needs_approver(step):
+        return f"only an approver of {step.name} can reopen it"
+    return f"only {', '.join(run.spec.retriers)} can retry {step.name}"
 
 
 def _reset(step: StepState, actor: str, reason: str, message: str, **changes: Any) -> Move:

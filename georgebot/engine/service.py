@@ -766,8 +766,8 @@ class Engine:
     ) -> RetryPlan:
         """A person's retry of a job's failed and blocked steps (Slack's `retry`, the CLI). A
         step an approver rejected, or that timed out waiting, is reopened only by one of its
-        approvers (`groups_of` resolves the person's user groups among them); `cli:` actors
-        run George and may reopen anything."""
+        approvers (`groups_of` resolves the person's user groups among them), the others by the
+        template's `retriers` when it names any; `cli:` actors run George and may reopen anything."""
         async with self._lock:
             now = self.clock.now()
             runs = await self.io(self.store.load_runs, [job])
@@ -781,7 +781,8 @@ class Engine:
                 if lifecycle.needs_approver(state):
                     approvers[state.id] = await self.io(self.store.last_approvers, state.id)
             user = actor.removeprefix("user:")
-            wanted = frozenset(a for names in approvers.values() for a in names)
+            retriers = run.spec.retriers
+            wanted = frozenset(a for names in approvers.values() for a in names) | frozenset(retriers)
             groups: frozenset[str] = frozenset()
             if groups_of is not None and wanted and actor.startswith("user:"):
                 groups = await groups_of(wanted)
@@ -789,7 +790,8 @@ class Engine:
             def may_reopen(state: StepState) -> bool:
                 return actor.startswith("cli:") or is_approver(user, groups, approvers.get(state.id, ()))
 
-            plan, effects = lifecycle.on_retry(run, actor=actor, may_reopen=may_reopen)
+            may_retry = actor.startswith("cli:") or not retriers or is_approver(user, groups, retriers)
+            plan, effects = lifecycle.on_retry(run, actor=actor, may_reopen=may_reopen, may_retry=may_retry)
             await self._commit(run, effects, now)
         if plan.steps:
             self.wake()

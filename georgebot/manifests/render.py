@@ -301,6 +301,7 @@ def render_job(
         fuzzy=fuzzy,
         steps=steps,
         allow_self_approval=body.allow_self_approval,
+        retriers=tuple(body.retriers),
     )
 
 

@@ -35,6 +35,7 @@ class RenderedJob(BaseModel):
     fuzzy: dict[str, str]
     steps: list[Step]
     allow_self_approval: bool = False  # the template waives the four-eyes rule
+    retriers: tuple[str, ...] = ()  # users and user groups who may retry; none: anyone in its channel
     author: str | None = None  # e-mail of the Git author of the job's document: not its approver
 
     def step(self, name: str) -> Step:

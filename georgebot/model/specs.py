@@ -420,6 +420,9 @@ class TemplateBody(_Spec):
     steps: list[Step] = Field(min_length=1)
     # The four-eyes rule: whoever committed a job may not approve its steps, unless this says so.
     allow_self_approval: bool = Field(False, alias="allowSelfApproval")
+    # Who may retry its failed and blocked steps (users, user groups); none: anyone in its channel.
+    # A step an approver rejected, or that timed out, is reopened only by its approvers anyway.
+    retriers: list[str] = []
 
 
 class TaskTemplate(_Spec):

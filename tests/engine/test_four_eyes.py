@@ -70,3 +70,25 @@ def test_a_jobs_author_is_the_last_committer_of_its_file(tmp_path: Path) -> None
     with ManifestSource(str(repo.root), home=tmp_path / "home") as source:
         snapshot = source.sync()
     assert snapshot.job_authors == {"onboard-alice": "test@example.invalid", "onboard-bob": "sam@example.com"}
+
+
+async def test_a_template_that_names_retriers_lets_only_them_retry(
+    engine: Engine, source: FakeSource, runner, sqlite_store: Store
+) -> None:
+    from tests.engine.harness import fail
+
+    runner.on("deploy", fail("exit 1"))
+    rendered = job("j", step("deploy", retries=0))
+    source.commit(rendered.model_copy(update={"retriers": ("S0SRE",)}))
+    await engine.settle()
+
+    async def sre(wanted: frozenset[str]) -> frozenset[str]:
+        return frozenset({"S0SRE"}) & wanted
+
+    async def nobody(wanted: frozenset[str]) -> frozenset[str]:
+        return frozenset()
+
+    refused = await engine.retry("j", actor=f"user:{ALEX}", groups_of=nobody)
+    assert (refused.steps, refused.message) == ((), "j: only S0SRE can retry deploy")
+    allowed = await engine.retry("j", actor=f"user:{SAM}", groups_of=sre)
+    assert allowed.steps == ("deploy",)
