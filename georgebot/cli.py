@@ -115,7 +115,7 @@ def validate(settings: Settings, as_json: bool, worktree: bool) -> None:
     limits = Limits.from_environment(environment_limits())
     if worktree:
         root = find_root(settings.repo)
-        snapshot = load_worktree(root, settings.path, settings.default_channel, limits)
+        snapshot = load_worktree(root, settings.path, settings.default_channel, limits, settings.george_url)
     else:
         with ManifestSource.from_settings(settings, limits=limits) as source:
             snapshot = source.sync()

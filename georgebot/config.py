@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     host: str = Field("", validation_alias=_env("GEORGE_HOST"))
     """The address PORT listens on; blank (the default) is chosen by `_choose_host`."""
     local_slack_port: int = Field(3000, validation_alias=_env("GEORGE_LOCAL_SLACK_PORT"))
+    url: str | None = Field(None, validation_alias=_env("GEORGE_URL"))
+    """George's own server as its steps reach it (`{{ george.url }}`, the grant `self`);
+    unset: http://<GEORGE_HOST, or 127.0.0.1 when it listens everywhere>:<PORT>."""
+
+    @property
+    def george_url(self) -> str:
+        if self.url:
+            return self.url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @field_validator("approve_reactions", "reject_reactions", mode="before")
     @classmethod

@@ -91,6 +91,7 @@ def manifest_source(settings: Settings) -> ManifestSource:
         home=settings.home.resolve(),
         default_channel=settings.default_channel,
         limits=Limits.from_environment(environment_limits()),
+        george_url=settings.george_url,
     )
 
 

@@ -137,6 +137,10 @@ def duplicate_name(kind: str, name: str, first: str) -> str:
 # --- templates -------------------------------------------------------------------------
 
 
+def reserved_variable(name: str) -> str:
+    return f"variable `{name}` is George's own (`{{{{ {name}.url }}}}` is George's server); name it otherwise"
+
+
 def bad_variable_name(name: str) -> str:
     return (
         f"variable `{name}`: a variable name is letters, digits and '_' and does not start "

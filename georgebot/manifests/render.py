@@ -24,7 +24,7 @@ from georgebot.errors import ManifestError
 from georgebot.manifests import messages, patterns, templating
 from georgebot.manifests.limits import DEFAULT, LimitExceeded, Limits
 from georgebot.model.rendered import RenderedJob
-from georgebot.model.specs import Job, Step, TaskTemplate, Variable, VariableType
+from georgebot.model.specs import DEFAULT_URL, Job, Step, TaskTemplate, Variable, VariableType
 
 YamlPath = tuple[str | int, ...]
 
@@ -270,7 +270,8 @@ def check_params(
 
 
 def render_job(
-    job: Job, template: TaskTemplate, default_channel: str, *, limits: Limits = DEFAULT
+    job: Job, template: TaskTemplate, default_channel: str, *, limits: Limits = DEFAULT,
+    george_url: str = DEFAULT_URL,
 ) -> RenderedJob:
     """The job's steps with its parameters in them. Raises `RenderError` (a ManifestError).
     All its strings render within one budget (`limits`): the first limit reached stops it."""
@@ -281,7 +282,8 @@ def render_job(
     # Fuzzy values are seen only by `instructions` and `done_when`; left out, they are empty.
     unset: dict[str, Any] = {name: None for name, v in body.variables.items() if v.fuzzy}
     shown = {name: person_value(name, text) for name, text in fuzzy.items()}
-    context = {"strict": strict, "all": strict | unset | shown}
+    own = {"george": {"url": george_url}}  # George's own server, as its steps reach it
+    context = {"strict": own | strict, "all": own | strict | unset | shown}
     name = template.metadata.name
     steps = []
     with templating.budget(limits) as spent:

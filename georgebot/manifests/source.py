@@ -27,6 +27,7 @@ from georgebot.manifests.limits import DEFAULT, Limits
 from georgebot.manifests.parsing import SUFFIXES, ParsedFile, parse_file, too_large
 from georgebot.manifests.snapshot import Revision, Snapshot, with_errors
 from georgebot.manifests.validation import Validator
+from georgebot.model.specs import DEFAULT_URL
 from georgebot.model.urls import redact
 
 WORKTREE = "worktree"  # the revision id of a snapshot read from the files on disk
@@ -46,6 +47,7 @@ class ManifestSource:
         home: Path = Path(".george"),
         default_channel: str = "#george",
         limits: Limits = DEFAULT,
+        george_url: str = DEFAULT_URL,
     ) -> None:
         self.repo = repo
         self.limits = limits
@@ -54,7 +56,7 @@ class ManifestSource:
         self.home = home.absolute()
         self.last: Snapshot | None = None
         self.parsed_files = 0  # files parsed so far: unchanged files are never parsed twice
-        self._validator = Validator(default_channel, limits=limits)
+        self._validator = Validator(default_channel, limits=limits, george_url=george_url)
         self._git: GitRepository | None = None
         self._files: dict[str, tuple[str, ParsedFile]] = {}  # file -> (blob id, parsed)
         self._authored: dict[tuple[str, str], str | None] = {}  # (file, blob id) -> last committer
@@ -71,6 +73,7 @@ class ManifestSource:
             home=settings.home,
             default_channel=settings.default_channel,
             limits=limits,
+            george_url=settings.george_url,
         )
 
     def __enter__(self) -> ManifestSource:
@@ -227,7 +230,9 @@ def find_root(location: str) -> Path:
     raise ConfigError(f"{location!r} is not a folder; set GEORGE_REPO (or --repo) to a checkout")
 
 
-def load_worktree(root: Path, path: str, default_channel: str, limits: Limits = DEFAULT) -> Snapshot:
+def load_worktree(
+    root: Path, path: str, default_channel: str, limits: Limits = DEFAULT, george_url: str = DEFAULT_URL
+) -> Snapshot:
     """The manifests as they are on disk under `root/path`, committed or not (revision
     `worktree`): for checking an edit before committing it."""
     base = root / _clean(path)
@@ -249,7 +254,7 @@ def load_worktree(root: Path, path: str, default_channel: str, limits: Limits = 
                 else:
                     files.append(parse_file(relative, file.read_bytes(), limits))
     revision = Revision(sha=WORKTREE, message=f"files on disk in {root}")
-    snapshot = Validator(default_channel, limits=limits).snapshot(revision, files)
+    snapshot = Validator(default_channel, limits=limits, george_url=george_url).snapshot(revision, files)
     return with_errors(snapshot, links.issues(links.on_disk(root, _repository_files(root))))
 
 

@@ -29,7 +29,7 @@ from georgebot.manifests.render import (
 )
 from georgebot.manifests.snapshot import ManifestIssue, Revision, Snapshot
 from georgebot.model.rendered import RenderedJob
-from georgebot.model.specs import AgentSpec, Job, Step, StepForm, TaskTemplate, url_grant
+from georgebot.model.specs import DEFAULT_URL, SELF, AgentSpec, Job, Step, StepForm, TaskTemplate, url_grant
 
 _Found = list[tuple[YamlPath, str]]
 log = logging.getLogger(__name__)
@@ -61,9 +61,12 @@ class _Pass:
 class Validator:
     """Turns the parsed files of a revision into a `Snapshot`; reuse one across revisions."""
 
-    def __init__(self, default_channel: str, *, limits: Limits = DEFAULT) -> None:
+    def __init__(
+        self, default_channel: str, *, limits: Limits = DEFAULT, george_url: str = DEFAULT_URL
+    ) -> None:
         self.default_channel = default_channel
         self.limits = limits
+        self.george_url = george_url
         self._templates: dict[str, _TemplateCheck] = {}
         self._jobs: dict[str, _JobResult] = {}
         self.renders = 0  # jobs rendered so far: the cache keeps this low on a new revision
@@ -71,7 +74,8 @@ class Validator:
     def snapshot(self, revision: Revision, files: Iterable[ParsedFile]) -> Snapshot:
         run = _Pass()
         named, broken = _collect(files, run)
-        agents = _unique(named["AgentSpec"], AgentSpec)
+        unique = _unique(named["AgentSpec"], AgentSpec)
+        agents = {name: own_server(agent, self.george_url) for name, agent in unique.items()}
         templates, template_docs = self._templates_of(named, agents, run)
         jobs, invalid, job_files = self._jobs_of(named, templates, template_docs, run)
         return Snapshot(
@@ -194,7 +198,8 @@ class Validator:
             return cached
         self.renders += 1
         try:
-            rendered = render_job(job, template, self.default_channel, limits=self.limits)
+            rendered = render_job(job, template, self.default_channel, limits=self.limits,
+                                  george_url=self.george_url)
         except RenderError as e:
             issues = tuple(doc.issue(p.path, _located(p, template_doc)) for p in e.problems)
             return _JobResult(doc, template, None, issues)
@@ -237,6 +242,23 @@ def _collect(files: Iterable[ParsedFile], run: _Pass) -> tuple[_Named, set[str]]
     return named, broken
 
 
+OWN = "george"
+"""Templates' own namespace: `{{ george.url }}` is George's own server."""
+
+
+def own_server(agent: AgentSpec, george_url: str) -> AgentSpec:
+    """The agent with its `http` grant `self` as George's own server: exactly its origin."""
+    if not any(cap.http and SELF in cap.http.hosts for cap in agent.spec.capabilities):
+        return agent
+    mine = url_grant(george_url) or SELF
+    capabilities = [
+        cap.model_copy(update={"http": cap.http.model_copy(
+            update={"hosts": [mine if h == SELF else h for h in cap.http.hosts]})}) if cap.http else cap
+        for cap in agent.spec.capabilities
+    ]
+    return agent.model_copy(update={"spec": agent.spec.model_copy(update={"capabilities": capabilities})})
+
+
 def _unique(named: Mapping[str, list[Document]], kind: type[AgentSpec]) -> dict[str, AgentSpec]:
     return {
         name: docs[0].manifest
@@ -253,6 +275,8 @@ def _template_problems(template: TaskTemplate, limits: Limits) -> tuple[_Found, 
     for name, variable in body.variables.items():
         if not name.isidentifier():
             found.append((("spec", "variables", name), messages.bad_variable_name(name)))
+        elif name == OWN:
+            found.append((("spec", "variables", name), messages.reserved_variable(name)))
         if variable.pattern is not None and not variable.fuzzy:
             where: YamlPath = ("spec", "variables", name, "pattern")
             try:
@@ -287,7 +311,7 @@ def _template_problems(template: TaskTemplate, limits: Limits) -> tuple[_Found, 
             except ManifestError as e:
                 found.append((path, messages.template_syntax(step.name, text.field, e.message)))
                 continue
-            for name in sorted(names):
+            for name in sorted(names - {OWN}):
                 if name not in body.variables:
                     message = messages.undefined_name(step.name, text.field, name, body.variables)
                     found.append((path, message))

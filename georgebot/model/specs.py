@@ -113,6 +113,11 @@ def url_origin(url: str) -> tuple[str, str, int] | None:
     return scheme, parts.hostname.rstrip("."), DEFAULT_PORTS[scheme] if port is None else port
 
 
+SELF = "self"
+"""The `http` grant of George's own server (`{{ george.url }}`), whatever its port."""
+DEFAULT_URL = "http://127.0.0.1:8080"  # George's own server when nothing else is said
+
+
 def url_grant(url: str) -> str | None:
     """The `http` host grant that allows `url`'s origin (`127.0.0.1:8080` for
     `http://127.0.0.1:8080/healthz`); None when `url` is not an http(s) URL with a host."""
