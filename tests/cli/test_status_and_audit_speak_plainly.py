@@ -1,0 +1,79 @@
+"""`georgebot status` and `audit` read as plain text: durations as manifests write them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from georgebot.cli import main
+from georgebot.engine.ports import Done, StepRecorder, StepTask
+from georgebot.engine.service import Engine
+from georgebot.model.views import Usage
+from georgebot.store import Store
+from tests.conftest import FakeClock
+from tests.engine.harness import FakeSource, ScriptedRunner, decide, fail, job, step
+
+APPROVERS = ["U01ALEX", "U01SAM", "S0ITTEAM"]
+
+
+@pytest.fixture(autouse=True)
+def no_slack_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+async def georgebot(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """The command as an operator runs it (in a thread: it runs an event loop of its own)."""
+    return await asyncio.to_thread(_georgebot, tmp_path, *args, env=env)
+
+
+def _georgebot(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    result = CliRunner().invoke(main, [*args, "--database-url", f"sqlite:///{tmp_path / 'george.db'}"],
+                                env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+async def a_job_people_argue_over(engine: Engine, source: FakeSource, runner: ScriptedRunner,
+                                  clock: FakeClock, deadline: timedelta = timedelta(seconds=15)) -> None:
+    async def costly(task: StepTask, recorder: StepRecorder) -> Done:
+        await recorder.usage("claude", Usage(input_tokens=30, output_tokens=12, cost_usd=0.004))
+        return Done("summarised")
+
+    class Costly(ScriptedRunner):
+        async def run(self, task: StepTask, recorder: StepRecorder):  # type: ignore[no-untyped-def]
+            if task.step.name == "summary":
+                return await costly(task, recorder)
+            return await super().run(task, recorder)
+
+    runner.__class__ = Costly
+    runner.on("order", fail("ordering failed: see <https://wiki.example/laptops|the laptop page> "
+                            "or ask in <#C0IT>"))
+    source.commit(job(
+        "onboard-pat",
+        step("laptop", ask={"approvers": APPROVERS, "message": "Laptop for <@U01PAT>?"}),
+        step("order", retries=0),
+        step("summary", instructions="Summarise", done_when="summarised"),
+        channel="#it",
+    ).model_copy(update={"deadline": deadline}))
+    await engine.settle()
+    await decide(engine, "onboard-pat", "laptop", user="U01PAT", approve=True)  # not an approver
+    await engine.settle()
+    clock.advance(deadline + timedelta(seconds=1))
+    await engine.settle()
+
+
+@pytest.mark.parametrize(("deadline", "written"), [(timedelta(minutes=90), "1h30m"),
+                                                   (timedelta(days=7), "7d")])
+async def test_a_stalled_job_says_its_deadline_as_a_manifest_writes_it(
+        engine: Engine, source: FakeSource, runner: ScriptedRunner, clock: FakeClock,
+        sqlite_store: Store, tmp_path: Path, deadline: timedelta, written: str) -> None:
+    await a_job_people_argue_over(engine, source, runner, clock, deadline)
+
+    out = await georgebot(tmp_path, "status", "onboard-pat")
+
+    assert f"condition Stalled: no progress for {written}: laptop waits" in out
