@@ -143,6 +143,11 @@ class Settings(BaseSettings):
             self.host = PLATFORM_HOST if "PORT" in os.environ else LOCAL_HOST
         return self
 
+    @property
+    def uses_local_slack(self) -> bool:
+        """No Slack tokens: George runs and talks to the local Slack (DESIGN, transport)."""
+        return not any((self.slack_bot_token, self.slack_app_token, self.slack_signing_secret))
+
     @field_validator(
         "slack_bot_token",
         "slack_app_token",

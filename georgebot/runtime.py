@@ -292,7 +292,7 @@ _MALFORMED.addFilter(_QuietMalformed())
 
 
 def uses_local_slack(settings: Settings) -> bool:
-    return not any((settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret))
+    return settings.uses_local_slack
 
 
 @contextlib.asynccontextmanager

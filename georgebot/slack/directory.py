@@ -1,17 +1,22 @@
 """What George looks up in Slack and keeps for a while: channel ids by name (joining public
 channels it is not in), user-group members, its own identity, and a person's latest reply
-in a thread. Owned by `SlackSurface`; the publisher and the listeners share one.
+in a thread. Owned by `SlackSurface`; the publisher and the listeners share one. `names()`
+names people, groups and channels for `georgebot status`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from georgebot.slack.calls import CallFailed, call
-from georgebot.slack.mrkdwn import is_channel_id
+from georgebot.slack.mrkdwn import Names, is_channel_id
 from georgebot.slack.pacing import MonotonicTicker, Ticker
 
 log = logging.getLogger(__name__)
@@ -148,6 +153,61 @@ class Directory:
             if not cursor:
                 break
         return found
+
+
+async def names(client: AsyncWebClient, refs: Iterable[str], *, within: float = 3.0) -> Names:
+    """What Slack calls the people (`users.info`), user groups and channels among `refs`,
+    within `within` seconds; whatever cannot be looked up (Slack unreachable, an unknown id)
+    is left out, so its id is shown instead."""
+    people: dict[str, str] = {}
+    channels: dict[str, str] = {}
+    groups: dict[str, str] = {}
+    wanted = sorted(set(refs))
+
+    async def one(ref: str) -> None:
+        if ref[0] in "UW":
+            user = (await call("users.info", client.users_info(user=ref))).get("user") or {}
+            profile = user.get("profile") or {}
+            name = (user.get("real_name") or profile.get("real_name")
+                    or profile.get("display_name") or user.get("name"))
+            if name:
+                people[ref] = str(name)
+        elif ref[0] in "CG":
+            channel = (await call("conversations.info",
+                                  client.conversations_info(channel=ref))).get("channel") or {}
+            if channel.get("name"):
+                channels[ref] = str(channel["name"])
+
+    async def look() -> None:
+        for ref in wanted:
+            try:
+                await one(ref)
+            except CallFailed as e:
+                if e.temporary:
+                    return  # Slack is not reachable now: ids it is
+                log.debug("no name for %s in Slack: %s", ref, e.error)
+        if any(ref.startswith("S") for ref in wanted):
+            try:
+                listed = await call("usergroups.list", client.usergroups_list())
+            except CallFailed as e:
+                log.debug("no user-group names from Slack: %s", e.error)
+                return
+            for group in listed.get("usergroups") or []:
+                if group.get("id") in wanted and group.get("handle"):
+                    groups[str(group["id"])] = str(group["handle"])
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(look(), within)
+    return Names(people, channels, groups)
+
+
+async def names_in_slack(token: str, base_url: str | None, refs: Iterable[str], *,
+                         within: float = 3.0) -> Names:
+    """`names()` with a client of its own, for the command line."""
+    async with aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token=token, base_url=base_url or AsyncWebClient.BASE_URL, session=session,
+                                timeout=max(int(within), 1))
+        return await names(client, refs, within=within)
 
 
 def _ts(ts: str) -> tuple[int, int]:

@@ -1,4 +1,7 @@
-"""`georgebot status` and `audit` read as plain text: durations as manifests write them."""
+"""`georgebot status` and `audit` read as plain text: people, groups and channels by name
+(the local Slack's people with no Slack tokens; ids when Slack cannot be asked), links as
+`label (url)`, lists as `Alex Kim, Sam Lee`, durations as manifests write them and costs to
+the tenth of a cent."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from georgebot.cli import main
+from georgebot.devslack import ChannelSeed, LocalSlack, Person, Seed
 from georgebot.engine.ports import Done, StepRecorder, StepTask
 from georgebot.engine.service import Engine
 from georgebot.model.views import Usage
@@ -65,6 +69,72 @@ async def a_job_people_argue_over(engine: Engine, source: FakeSource, runner: Sc
     await engine.settle()
     clock.advance(deadline + timedelta(seconds=1))
     await engine.settle()
+
+
+async def test_status_names_people_and_says_durations_and_costs_plainly(
+        engine: Engine, source: FakeSource, runner: ScriptedRunner, clock: FakeClock,
+        sqlite_store: Store, tmp_path: Path) -> None:
+    await a_job_people_argue_over(engine, source, runner, clock)
+
+    out = await georgebot(tmp_path, "status")
+
+    assert "onboard-pat" in out and "$0.004 (42 tokens)" in out
+    assert "condition Stalled: no progress for 15s: laptop waits for approval by " in out
+    assert "Alex Kim, Sam Lee, @it-team" in out or "@it-team, Alex Kim, Sam Lee" in out
+    assert ("ordering failed: see the laptop page (https://wiki.example/laptops) or ask in #it"
+            in out)
+    for markup in ("<@", "<#", "<!", "['", "0:00:15", "U01ALEX", "S0ITTEAM"):
+        assert markup not in out
+
+
+async def test_audit_names_people_and_lists_them_plainly(
+        engine: Engine, source: FakeSource, runner: ScriptedRunner, clock: FakeClock,
+        sqlite_store: Store, tmp_path: Path) -> None:
+    await a_job_people_argue_over(engine, source, runner, clock)
+    await decide(engine, "onboard-pat", "laptop", user="U01ALEX", approve=False, note="no budget")
+    await engine.settle()
+
+    out = await georgebot(tmp_path, "audit", "onboard-pat")
+
+    assert "Pat Doe is not among the approvers @it-team, Alex Kim, Sam Lee; ignored" in out
+    assert "rejected by Alex Kim: no budget" in out
+    assert "no progress for 15s" in out
+    for markup in ("<@", "<#", "<!", "['", "0:00:15"):
+        assert markup not in out
+
+
+async def test_with_slack_out_of_reach_people_are_their_ids(
+        engine: Engine, source: FakeSource, runner: ScriptedRunner, clock: FakeClock,
+        sqlite_store: Store, tmp_path: Path) -> None:
+    await a_job_people_argue_over(engine, source, runner, clock)
+    await decide(engine, "onboard-pat", "laptop", user="U01ALEX", approve=False, note="no budget")
+    await engine.settle()
+    nowhere = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1",
+               "SLACK_API_URL": "http://127.0.0.1:9/api/"}  # nothing listens on port 9
+
+    out = await georgebot(tmp_path, "audit", "onboard-pat", env=nowhere)
+
+    assert "rejected by @U01ALEX: no budget" in out
+    assert "<@" not in out
+
+
+async def test_with_a_slack_token_people_are_named_as_slack_names_them(
+        engine: Engine, source: FakeSource, runner: ScriptedRunner, clock: FakeClock,
+        sqlite_store: Store, tmp_path: Path) -> None:
+    await a_job_people_argue_over(engine, source, runner, clock)
+    await decide(engine, "onboard-pat", "laptop", user="U01ALEX", approve=False, note="no budget")
+    await engine.settle()
+    seed = Seed(people=(Person("U01ALEX", "alex", "Alexandra Kim"),),
+                channels=(ChannelSeed("C0IT", "it-help"),))
+    async with LocalSlack(port=0, seed=seed) as slack:
+        env = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
+               "SLACK_API_URL": slack.api_url}
+
+        out = await georgebot(tmp_path, "audit", "onboard-pat", env=env)
+
+    assert "rejected by Alexandra Kim: no budget" in out
+    assert "or ask in #it-help" in out
+    assert "U01PAT is not among the approvers" in out  # no one by that id in this workspace
 
 
 @pytest.mark.parametrize(("deadline", "written"), [(timedelta(minutes=90), "1h30m"),
