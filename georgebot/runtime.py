@@ -347,7 +347,7 @@ async def run_bot(settings: Settings, *, announce: Callable[[str], None] = print
             return
         first.result()
         async with local_slack(settings) as (connected, local):
-            surface = SlackSurface(connected, george.engine)
+            surface = SlackSurface(connected, george.engine, local=local is not None)
             server = await _http_server(settings, george, surface)
             try:
                 await george.start()

@@ -1,7 +1,7 @@
 """What George looks up in Slack and keeps for a while: channel ids by name (joining public
-channels it is not in), user-group members, its own identity, and a person's latest reply
-in a thread. Owned by `SlackSurface`; the publisher and the listeners share one. `names()`
-names people, groups and channels for `georgebot status`.
+channels it is not in; creating missing ones in the local Slack), user-group members, its own
+identity, and a person's latest reply in a thread. Owned by `SlackSurface`; the publisher and
+the listeners share one. `names()` names people, groups and channels for `georgebot status`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from georgebot.slack.pacing import MonotonicTicker, Ticker
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 50
+_CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,80}")  # what conversations.create accepts
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,12 @@ class Identity:
 
 class Directory:
     def __init__(self, client: AsyncWebClient, *, ttl: float = 300.0,
-                 ticker: Ticker | None = None) -> None:
+                 ticker: Ticker | None = None, create_channels: bool = False) -> None:
         self.client = client
         self.ttl = ttl
+        self.create_channels = create_channels
+        """The local Slack: a channel the manifests name that does not exist is created."""
+        self._missing: set[str] = set()  # names already reported as missing
         self._ticker = ticker or MonotonicTicker()
         self._channels: dict[str, str] = {}  # name without '#' -> id
         self._channels_at: float | None = None
@@ -66,9 +71,41 @@ class Directory:
         if found is None and self._stale():
             await self._load_channels()
             found = self._channels.get(name)
+        if found is None:
+            found = await self._missing_channel(name)
         if found is not None:
             await self.join(found)
         return found
+
+    async def _missing_channel(self, name: str) -> str | None:
+        """In the local Slack, creates the channel; in Slack, says once what to do about it."""
+        if self.create_channels and _CHANNEL_NAME.fullmatch(name):
+            try:
+                answer = await call("conversations.create",
+                                    self.client.conversations_create(name=name))
+            except CallFailed as e:
+                if e.temporary:
+                    raise
+                if e.error != "name_taken":
+                    log.warning("could not create #%s in the local Slack: %s", name, e.error)
+                    return None
+                await self._load_channels()  # made meanwhile (another George, the page)
+                return self._channels.get(name)
+            created = answer.get("channel") or {}
+            channel_id = str(created.get("id") or "")
+            if not channel_id:
+                return None
+            log.info("created #%s in the local Slack (a manifest names it)", name)
+            self._channels[name] = channel_id
+            if created.get("is_member"):
+                self._joined.add(channel_id)
+            return channel_id
+        if name not in self._missing:
+            self._missing.add(name)
+            log.error("no channel named #%s that George can see: create it, or for a private "
+                      "channel invite George there (/invite @George); its cards and messages "
+                      "wait until then", name)
+        return None
 
     def _stale(self) -> bool:
         return self._channels_at is None or self._ticker.now() - self._channels_at > self.ttl
