@@ -506,6 +506,11 @@ async function call(path, options = {}) {
   return fetch(path, options);
 }
 
+// Only the chosen person's ephemeral messages and Home reach the page, as in Slack.
+function stateUrl(user) {
+  return `/local/api/state?as=${encodeURIComponent(user || "")}`;
+}
+
 async function load() {
   if (loading) {
     again = true;
@@ -514,10 +519,12 @@ async function load() {
   loading = (async () => {
     do {
       again = false;
-      const response = await call("/local/api/state");
+      const asked = ui.user;
+      const response = await call(stateUrl(asked));
       if (!response.ok) throw new Error(`the local Slack answered ${response.status}`);
       ui.state = await response.json();
       render();
+      if (ui.user !== asked) again = true;  // render() chose who we are: fetch what they see
     } while (again);
   })();
   try {
@@ -613,6 +620,7 @@ function findMessage(channelId, ts) {
 $("user-select").addEventListener("change", (event) => {
   ui.user = event.target.value;
   render();
+  load();
   if (ui.view === "home") act("app_home_opened", {}).catch(() => {});
 });
 
