@@ -110,7 +110,7 @@ class Names:
 
 
 _CONTROL = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
-_BARE_ID = re.compile(r"(?<![\w@#^])([UWS][A-Z0-9]{5,})(?![\w])")
+_BARE_ID = re.compile(r"(?<![\w@#^/=.-])([UWS](?=[A-Z]*\d)[A-Z0-9]{5,})(?![\w])")  # has a digit
 _SPECIAL = {"here", "channel", "everyone"}
 
 

@@ -17,6 +17,7 @@ from georgebot.devslack import ChannelSeed, LocalSlack, Person, Seed
 from georgebot.engine.ports import Done, StepRecorder, StepTask
 from georgebot.engine.service import Engine
 from georgebot.model.views import Usage
+from georgebot.slack.mrkdwn import Names, mentioned, plain
 from georgebot.store import Store
 from tests.conftest import FakeClock
 from tests.engine.harness import FakeSource, ScriptedRunner, decide, fail, job, step
@@ -147,3 +148,27 @@ async def test_a_stalled_job_says_its_deadline_as_a_manifest_writes_it(
     out = await georgebot(tmp_path, "status", "onboard-pat")
 
     assert f"condition Stalled: no progress for {written}: laptop waits" in out
+
+
+@pytest.mark.parametrize(("mrkdwn", "shown"), [
+    ("<@U01ALEX> and <@U09NOBODY>", "Alex Kim and @U09NOBODY"),
+    ("<@U09NOBODY|pat>", "@pat"),
+    ("<#C0IT>, <#C09NEW|payroll> and <#C09GONE>", "#it, #payroll and #C09GONE"),
+    ("<!subteam^S0ITTEAM>, <!subteam^S09SEC|@security>", "@it-team, @security"),
+    ("<!here> <!channel>", "@here @channel"),
+    ("<https://wiki.example/a|the page>, <https://wiki.example/b>, <mailto:it@example.com|it@example.com>",
+     "the page (https://wiki.example/a), https://wiki.example/b, it@example.com"),
+    ("<!date^1700000000^{date_short} at {time}|2023-11-14 22:13 UTC>", "2023-11-14 22:13 UTC"),
+    ("a &lt;b&gt; &amp; c", "a <b> & c"),
+    ("waits for U01ALEX, S0ITTEAM; UNKNOWN and SECURITY are words", "waits for Alex Kim, @it-team; "
+                                                                     "UNKNOWN and SECURITY are words"),
+    ("https://x.example/U01ALEX stays a link", "https://x.example/U01ALEX stays a link"),
+])
+def test_mrkdwn_reads_as_plain_text(mrkdwn: str, shown: str) -> None:
+    names = Names({"U01ALEX": "Alex Kim"}, {"C0IT": "it"}, {"S0ITTEAM": "it-team"})
+    assert plain(mrkdwn, names) == shown
+
+
+def test_the_ids_to_look_up_are_those_of_people_groups_and_channels() -> None:
+    text = "<@U01ALEX> in <#C0IT|it> asked <!subteam^S0ITTEAM> and U01SAM; UNKNOWN <https://x/U09X>"
+    assert mentioned(text) == {"U01ALEX", "C0IT", "S0ITTEAM", "U01SAM"}
