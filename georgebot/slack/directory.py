@@ -102,9 +102,9 @@ class Directory:
             return channel_id
         if name not in self._missing:
             self._missing.add(name)
-            log.error("no channel named #%s that George can see: create it, or for a private "
-                      "channel invite George there (/invite @George); its cards and messages "
-                      "wait until then", name)
+            log.warning("no public channel named #%s: create it, or if it is private invite "
+                        "George there (/invite @George); until then Slack refuses its cards "
+                        "and messages with channel_not_found", name)
         return None
 
     def _stale(self) -> bool:

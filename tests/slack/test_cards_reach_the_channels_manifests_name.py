@@ -46,9 +46,9 @@ async def test_with_a_real_slack_a_missing_channel_is_named_with_what_to_do(
     caplog.set_level(logging.INFO, "georgebot.slack")
     george.commit(job("j", step("build"), channel="#payroll"))
 
-    await george.until(lambda: "no channel named #payroll" in caplog.text)
+    await george.until(lambda: "no public channel named #payroll" in caplog.text)
 
-    assert "invite George" in caplog.text
+    assert "invite George there (/invite @George)" in caplog.text
     assert "payroll" not in {c["name"] for c in george.slack.snapshot()["channels"]}
     assert george.card("j") is None
     assert not [c for c in george.slack.api.calls if c.method == "conversations.create"]
