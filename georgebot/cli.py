@@ -30,7 +30,7 @@ from georgebot.manifests.limits import Limits
 from georgebot.manifests.schema import schema_text
 from georgebot.manifests.snapshot import Snapshot
 from georgebot.manifests.source import ManifestSource, find_root, load_worktree
-from georgebot.model.views import StatusView, iso
+from georgebot.model.views import StatusView, dollars, iso
 from georgebot.secrets import Secrets
 from georgebot.store import Store, reading
 from georgebot.store.views import status_view
@@ -257,7 +257,7 @@ def status(settings: Settings, job: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(view.to_json(), indent=2))
     else:
-        click.echo(_status_text(view))
+        click.echo(_status_text(view, _plain_text(settings, _status_texts(view))))
     if job and not view.jobs:
         click.echo(f"no job named {job}", err=True)
         sys.exit(1)
@@ -272,9 +272,11 @@ def audit(settings: Settings, job: str, as_json: bool) -> None:
     events = _read(settings, lambda store: store.events(job))
     if as_json:
         click.echo(json.dumps([e.to_json() for e in events], indent=2))
+    plain = _plain_text(settings, [e.message for e in events]) if not as_json else str
     for e in [] if as_json else events:
         change = f"{e.from_status or '-'} → {e.to_status}" if e.to_status else (e.reason or "")
-        click.echo(f"{iso(e.at)}  {e.step or '(job)':<20} {e.actor:<22} {change:<22} {e.message}")
+        click.echo(f"{iso(e.at)}  {e.step or '(job)':<20} {e.actor:<22} {change:<22} "
+                   f"{plain(e.message)}")
     if not events:
         click.echo(f"no events for a job named {job}", err=True)
         sys.exit(1)
@@ -286,10 +288,36 @@ def _read(settings: Settings, query: Callable[[Store], T]) -> T:
         return query(Store(db))
 
 
+def _plain_text(settings: Settings, texts: list[str]) -> Callable[[str], str]:
+    """Slack mrkdwn as plain text, people and channels by name: the local Slack's people
+    when no Slack tokens are set, else Slack's `users.info` (ids when Slack does not answer)."""
+    from georgebot.slack.mrkdwn import Names, mentioned, plain
+
+    refs = set().union(*(mentioned(t) for t in texts))
+    names = Names()
+    if refs and settings.uses_local_slack:
+        from georgebot.devslack import DEMO_SEED
+
+        names = Names({p.id: p.real_name for p in DEMO_SEED.people},
+                      {c.id: c.name for c in DEMO_SEED.channels},
+                      {g.id: g.handle for g in DEMO_SEED.groups})
+    elif refs and settings.slack_bot_token is not None:
+        from georgebot.slack.directory import names_in_slack
+
+        names = asyncio.run(names_in_slack(settings.slack_bot_token.get_secret_value(),
+                                           settings.slack_api_url, refs))
+    return lambda text: plain(text, names)
+
+
+def _status_texts(view: StatusView) -> list[str]:
+    return [text for job in view.jobs
+            for text in (*(c.message for c in job.conditions), *(s.message for s in job.steps))]
+
+
 _LEADS = {"sync": "the Git sync", "outbox": "Slack delivery"}
 
 
-def _status_text(view: StatusView) -> str:
+def _status_text(view: StatusView, plain: Callable[[str], str] = str) -> str:
     lines = []
     rev = view.revision
     lines.append(f"revision  {rev.sha[:12]} {rev.message} (synced {iso(rev.synced_at)})"
@@ -311,18 +339,18 @@ def _status_text(view: StatusView) -> str:
         lines.append(f"agent     {agent.name:<20} running {agent.running}  {caps}")
     for job in view.jobs:
         usage = job.usage
-        cost = (f"  ${usage.cost_usd:.4f} ({usage.input_tokens + usage.output_tokens} tokens)"
+        cost = (f"  {dollars(usage.cost_usd)} ({usage.input_tokens + usage.output_tokens} tokens)"
                 if usage.input_tokens or usage.output_tokens else "")
         head = f"job       {job.name:<20} {job.status.value:<10} {job.template} gen {job.generation}"
         lines.append(head + cost)
         for c in job.conditions:
             if c.status:
-                lines.append(f"            condition {c.type}: {c.message}")
+                lines.append(f"            condition {c.type}: {plain(c.message)}")
         for s in job.steps:
             why = f"{s.reason}: " if s.reason else ""
             on = f"  (on {s.replica})" if s.replica else ""
-            line = f"            {s.name:<20} {s.status.value:<10} attempts {s.attempts}  {why}{s.message}"
-            line += on
+            line = f"            {s.name:<20} {s.status.value:<10} attempts {s.attempts}  {why}"
+            line += plain(s.message) + on
             lines.append(line.rstrip())
     return "\n".join(lines)
 

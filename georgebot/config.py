@@ -44,9 +44,27 @@ def parse_duration(value: object) -> timedelta:
     raise ValueError(f"{value!r} is not a duration; write a whole number and a unit: 30s, 5m, 1h, 1d")
 
 
+_SIZES = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
 def format_duration(value: timedelta) -> str:
+    """A duration as manifests write it, for people: `15s`, `7d`, and `1h30m` when one unit
+    does not fit (never Python's `0:00:15`)."""
     seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit, size in _SIZES:
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
+
+
+def _manifest_duration(value: timedelta) -> str:
+    """One unit, as `parse_duration` reads it back (specs are compared by their dumps)."""
+    seconds = int(value.total_seconds())
+    for unit, size in _SIZES[:-1]:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
@@ -55,7 +73,7 @@ def format_duration(value: timedelta) -> str:
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
+    PlainSerializer(_manifest_duration, return_type=str),
     WithJsonSchema({"type": "string", "pattern": _DURATION.pattern, "examples": ["30s", "5m", "1h", "1d"]}),
 ]
 
@@ -134,6 +152,11 @@ class Settings(BaseSettings):
         if not self.host:
             self.host = PLATFORM_HOST if "PORT" in os.environ else LOCAL_HOST
         return self
+
+    @property
+    def uses_local_slack(self) -> bool:
+        """No Slack tokens: George runs and talks to the local Slack (DESIGN, transport)."""
+        return not any((self.slack_bot_token, self.slack_app_token, self.slack_signing_secret))
 
     @field_validator(
         "slack_bot_token",

@@ -293,7 +293,7 @@ _MALFORMED.addFilter(_QuietMalformed())
 
 
 def uses_local_slack(settings: Settings) -> bool:
-    return not any((settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret))
+    return settings.uses_local_slack
 
 
 @contextlib.asynccontextmanager
@@ -348,7 +348,7 @@ async def run_bot(settings: Settings, *, announce: Callable[[str], None] = print
             return
         first.result()
         async with local_slack(settings) as (connected, local):
-            surface = SlackSurface(connected, george.engine)
+            surface = SlackSurface(connected, george.engine, local=local is not None)
             server = await _http_server(settings, george, surface)
             try:
                 await george.start()

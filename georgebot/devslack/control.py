@@ -1,10 +1,11 @@
 """Tooling routes: the whole state, the Web API call log, and fault injection.
 
 `GET /local/api/state` is the workspace as JSON (see `shapes.state_json`) plus the app's
-connection count; `GET /local/api/calls` lists recent Web API calls; `POST /local/api/faults`
-takes `{"rate_limit": {"method", "calls", "retry_after"}}` and/or
-`{"disconnect": true, "graceful": false}`. Like the rest of `/local/api/`, only the page (or a
-client holding its cookie) may call them: `Guard` checks first.
+connection count; `?as=USER` (as the page asks) leaves out everyone else's ephemeral messages
+and App Home, which Slack shows only to their person. `GET /local/api/calls` lists recent Web
+API calls; `POST /local/api/faults` takes `{"rate_limit": {"method", "calls", "retry_after"}}`
+and/or `{"disconnect": true, "graceful": false}`. Like the rest of `/local/api/`, only the page
+(or a client holding its cookie) may call them: `Guard` checks first.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ class Control:
         ]
 
     async def _state(self, request: web.Request) -> web.Response:
-        return web.json_response(self._snapshot())
+        body = self._snapshot()
+        if "as" in request.query:
+            viewer = request.query["as"]
+            for private in ("ephemerals", "home"):
+                body[private] = {user: seen for user, seen in body[private].items() if user == viewer}
+        return web.json_response(body)
 
     async def _calls(self, request: web.Request) -> web.Response:
         return web.json_response({"calls": [asdict(c) for c in self._api.calls]})

@@ -4,7 +4,7 @@
 hears `{"type": "changed", "version": N}` after each change and then refetches
 `/local/api/state`. Loading `/` (or `/local/session`, which the page calls when George restarted)
 hands the page this start's token as a cookie (`Guard.grant`). Permalinks (`/archives/C…/p…`)
-open the page at that message.
+open the page at that message. `/local/emoji.json` is the emoji table the page draws with.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from contextlib import suppress
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
+
+from georgebot.devslack.emoji import emoji_table
 
 STATIC = Path(__file__).parent / "static"
 
@@ -31,6 +33,7 @@ class Page:
             web.get("/", self._index),
             web.get("/local/session", self._session),
             web.get("/local/live", self._live),
+            web.get("/local/emoji.json", self._emoji),
             web.get("/archives/{channel}/p{stamp:[0-9]+}", self._permalink),
             web.static("/static", STATIC),
         ]
@@ -49,6 +52,10 @@ class Page:
         response = web.Response(status=204)
         self._grant(response)
         return response
+
+    async def _emoji(self, request: web.Request) -> web.Response:
+        return web.json_response(emoji_table(), headers={"Cache-Control": "max-age=86400"},
+                                 dumps=lambda data: json.dumps(data, ensure_ascii=False))
 
     async def _permalink(self, request: web.Request) -> web.Response:
         stamp = request.match_info["stamp"]

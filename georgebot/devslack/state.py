@@ -9,6 +9,7 @@ Slack's API does; `journal` saves it (`dump`, and `take_changes` for what change
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -358,6 +359,21 @@ class Workspace:
         self._touch("ephemeral", ephemeral.ts)
         self.changed()
         return ephemeral
+
+    def create_channel(self, name: str, creator: str, *, is_private: bool = False) -> Channel:
+        """A new channel (its name checked by the caller). Everyone is in a public one, as in
+        the seeded channels, so the page can post and react there at once."""
+        channel_id = "C" + secrets.token_hex(5).upper()
+        while channel_id in self.channels:
+            channel_id = "C" + secrets.token_hex(5).upper()
+        people = [u.id for u in self.users.values() if not u.is_bot and u.id != creator]
+        members = [creator] if is_private else [creator, *people]
+        channel = Channel(channel_id, name, members, created=int(self._clock()), is_private=is_private)
+        self.channels[channel_id] = channel
+        self.messages[channel_id] = []
+        self._touch("channel", channel_id)
+        self.changed()
+        return channel
 
     def join(self, channel: Channel, user_id: str) -> bool:
         if user_id in channel.members:

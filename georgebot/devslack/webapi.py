@@ -14,6 +14,7 @@ import binascii
 import hmac
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 _CHANNEL_TYPES = frozenset({"public_channel", "private_channel", "mpim", "im"})
+MAX_CHANNEL_NAME = 80
+_CHANNEL_NAME = re.compile(r"[a-z0-9_-]+")
 
 
 class ApiError(Exception):
@@ -150,6 +153,7 @@ class WebApi:
             "conversations.replies": self.conversations_replies,
             "conversations.list": self.conversations_list,
             "conversations.info": self.conversations_info,
+            "conversations.create": self.conversations_create,
             "conversations.join": self.conversations_join,
             "conversations.members": self.conversations_members,
             "conversations.open": self.conversations_open,
@@ -496,6 +500,23 @@ class WebApi:
 
     def conversations_info(self, call: Call) -> JSON:
         channel = self._channel(call)
+        return {"channel": channel_json(self.ws, channel)}
+
+    def conversations_create(self, call: Call) -> JSON:
+        """Slack's rules for the name: required, at most 80 characters of lowercase letters,
+        digits, `-` and `_`, not all punctuation, and not an existing channel's."""
+        name = call.text("name") or ""
+        if not name.strip():
+            raise ApiError("invalid_name_required")
+        if len(name) > MAX_CHANNEL_NAME:
+            raise ApiError("invalid_name_maxlength")
+        if not _CHANNEL_NAME.fullmatch(name):
+            raise ApiError("invalid_name_specials")
+        if not any(c.isalnum() for c in name):
+            raise ApiError("invalid_name_punctuation")
+        if self.ws.channel_by_name(name) is not None:
+            raise ApiError("name_taken")
+        channel = self.ws.create_channel(name, self._bot, is_private=call.flag("is_private"))
         return {"channel": channel_json(self.ws, channel)}
 
     def conversations_join(self, call: Call) -> JSON:

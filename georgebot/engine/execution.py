@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from georgebot import errors
+from georgebot.config import format_duration
 from georgebot.engine.ports import AgentRunner, Done, StepRecorder, StepTask, Wait
 from georgebot.model.specs import StepForm
 from georgebot.model.status import Reason, StepStatus
@@ -50,7 +51,8 @@ async def run_step_once(runner: AgentRunner, task: StepTask, recorder: StepRecor
     except errors.StepError as e:
         return Outcome(StepStatus.FAILED, e.reason, str(e))
     except TimeoutError:
-        return Outcome(StepStatus.FAILED, Reason.TIMED_OUT, f"timed out after {timeout}")
+        limit = format_duration(timeout) if timeout else "its timeout"
+        return Outcome(StepStatus.FAILED, Reason.TIMED_OUT, f"timed out after {limit}")
     except Exception as e:  # a bug in an executor must not lose the step
         log.exception("step %s/%s crashed", task.job.name, task.step.name)
         return Outcome(StepStatus.FAILED, "AgentCrashed", f"the agent crashed: {e!r}")

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from georgebot.config import format_duration
 from georgebot.engine import planning
 from georgebot.engine.execution import Outcome
 from georgebot.engine.ports import Done, Wait
@@ -305,7 +306,7 @@ def _refusal(
         return (
             Decision.NOT_APPROVER,
             "NotAnApprover",
-            f"{user} is not among the approvers {sorted(step.waits.approvers)}; ignored",
+            f"{user} is not among the approvers {', '.join(sorted(step.waits.approvers))}; ignored",
         )
     if request.voted(user):
         return Decision.ALREADY_COUNTED, "AlreadyCounted", f"{user} already answered this request"
@@ -581,7 +582,7 @@ def on_refresh(run: RunState, now: datetime, *, default_deadline: timedelta) -> 
     stalled = status not in (JobStatus.SUCCEEDED, JobStatus.CANCELLED) and now - run.progress_at > deadline
     effects += set_condition(
         run, Reason.STALLED, stalled, Reason.STALLED if stalled else "Progressing",
-        f"no progress for {deadline}: {waits_on(run)}" if stalled else "", now,
+        f"no progress for {format_duration(deadline)}: {waits_on(run)}" if stalled else "", now,
     )
     return effects
 

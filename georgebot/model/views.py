@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from georgebot.model.attempts import Replica
@@ -16,6 +17,23 @@ from georgebot.model.status import Condition, JobStatus, StepStatus
 
 def iso(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat().replace("+00:00", "Z")
+
+
+def dollars(usd: float) -> str:
+    """A cost as people read it: to the cent from $1, to a tenth of a cent below it
+    ($0.004), and `<$0.001` for less; cards, `/george status` and `georgebot status` share it."""
+    if usd <= 0:
+        return "$0.00"
+    amount = Decimal(repr(usd))
+    if amount >= 1:
+        return f"${amount.quantize(Decimal('0.01'), ROUND_HALF_UP)}"
+    tenths = amount.quantize(Decimal("0.001"), ROUND_HALF_UP)
+    if tenths == 0:
+        return "<$0.001"
+    if tenths >= 1:
+        return "$1.00"
+    text = f"{tenths:.3f}"
+    return f"${text[:-1] if text.endswith('0') else text}"
 
 
 @dataclass(frozen=True)

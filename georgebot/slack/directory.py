@@ -1,22 +1,29 @@
 """What George looks up in Slack and keeps for a while: channel ids by name (joining public
-channels it is not in), user-group members, its own identity, and a person's latest reply
-in a thread. Owned by `SlackSurface`; the publisher and the listeners share one.
+channels it is not in; creating missing ones in the local Slack), user-group members, its own
+identity, and a person's latest reply in a thread. Owned by `SlackSurface`; the publisher and
+the listeners share one. `names()` names people, groups and channels for `georgebot status`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from georgebot.slack.calls import CallFailed, call
-from georgebot.slack.mrkdwn import is_channel_id
+from georgebot.slack.mrkdwn import Names, is_channel_id
 from georgebot.slack.pacing import MonotonicTicker, Ticker
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 50
+_CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,80}")  # what conversations.create accepts
 
 
 @dataclass(frozen=True)
@@ -27,9 +34,12 @@ class Identity:
 
 class Directory:
     def __init__(self, client: AsyncWebClient, *, ttl: float = 300.0,
-                 ticker: Ticker | None = None) -> None:
+                 ticker: Ticker | None = None, create_channels: bool = False) -> None:
         self.client = client
         self.ttl = ttl
+        self.create_channels = create_channels
+        """The local Slack: a channel the manifests name that does not exist is created."""
+        self._missing: set[str] = set()  # names already reported as missing
         self._ticker = ticker or MonotonicTicker()
         self._channels: dict[str, str] = {}  # name without '#' -> id
         self._channels_at: float | None = None
@@ -61,9 +71,41 @@ class Directory:
         if found is None and self._stale():
             await self._load_channels()
             found = self._channels.get(name)
+        if found is None:
+            found = await self._missing_channel(name)
         if found is not None:
             await self.join(found)
         return found
+
+    async def _missing_channel(self, name: str) -> str | None:
+        """In the local Slack, creates the channel; in Slack, says once what to do about it."""
+        if self.create_channels and _CHANNEL_NAME.fullmatch(name):
+            try:
+                answer = await call("conversations.create",
+                                    self.client.conversations_create(name=name))
+            except CallFailed as e:
+                if e.temporary:
+                    raise
+                if e.error != "name_taken":
+                    log.warning("could not create #%s in the local Slack: %s", name, e.error)
+                    return None
+                await self._load_channels()  # made meanwhile (another George, the page)
+                return self._channels.get(name)
+            created = answer.get("channel") or {}
+            channel_id = str(created.get("id") or "")
+            if not channel_id:
+                return None
+            log.info("created #%s in the local Slack (a manifest names it)", name)
+            self._channels[name] = channel_id
+            if created.get("is_member"):
+                self._joined.add(channel_id)
+            return channel_id
+        if name not in self._missing:
+            self._missing.add(name)
+            log.warning("no public channel named #%s: create it, or if it is private invite "
+                        "George there (/invite @George); until then Slack refuses its cards "
+                        "and messages with channel_not_found", name)
+        return None
 
     def _stale(self) -> bool:
         return self._channels_at is None or self._ticker.now() - self._channels_at > self.ttl
@@ -148,6 +190,61 @@ class Directory:
             if not cursor:
                 break
         return found
+
+
+async def names(client: AsyncWebClient, refs: Iterable[str], *, within: float = 3.0) -> Names:
+    """What Slack calls the people (`users.info`), user groups and channels among `refs`,
+    within `within` seconds; whatever cannot be looked up (Slack unreachable, an unknown id)
+    is left out, so its id is shown instead."""
+    people: dict[str, str] = {}
+    channels: dict[str, str] = {}
+    groups: dict[str, str] = {}
+    wanted = sorted(set(refs))
+
+    async def one(ref: str) -> None:
+        if ref[0] in "UW":
+            user = (await call("users.info", client.users_info(user=ref))).get("user") or {}
+            profile = user.get("profile") or {}
+            name = (user.get("real_name") or profile.get("real_name")
+                    or profile.get("display_name") or user.get("name"))
+            if name:
+                people[ref] = str(name)
+        elif ref[0] in "CG":
+            channel = (await call("conversations.info",
+                                  client.conversations_info(channel=ref))).get("channel") or {}
+            if channel.get("name"):
+                channels[ref] = str(channel["name"])
+
+    async def look() -> None:
+        for ref in wanted:
+            try:
+                await one(ref)
+            except CallFailed as e:
+                if e.temporary:
+                    return  # Slack is not reachable now: ids it is
+                log.debug("no name for %s in Slack: %s", ref, e.error)
+        if any(ref.startswith("S") for ref in wanted):
+            try:
+                listed = await call("usergroups.list", client.usergroups_list())
+            except CallFailed as e:
+                log.debug("no user-group names from Slack: %s", e.error)
+                return
+            for group in listed.get("usergroups") or []:
+                if group.get("id") in wanted and group.get("handle"):
+                    groups[str(group["id"])] = str(group["handle"])
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(look(), within)
+    return Names(people, channels, groups)
+
+
+async def names_in_slack(token: str, base_url: str | None, refs: Iterable[str], *,
+                         within: float = 3.0) -> Names:
+    """`names()` with a client of its own, for the command line."""
+    async with aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token=token, base_url=base_url or AsyncWebClient.BASE_URL, session=session,
+                                timeout=max(int(within), 1))
+        return await names(client, refs, within=within)
 
 
 def _ts(ts: str) -> tuple[int, int]:

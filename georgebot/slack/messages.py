@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from georgebot.model.status import Condition, JobStatus, StepStatus
-from georgebot.model.views import AgentView, JobView, RevisionView, StepView
+from georgebot.model.views import AgentView, JobView, RevisionView, StepView, dollars
 from georgebot.slack.mrkdwn import (
     ago,
     channel,
@@ -61,7 +61,7 @@ def card_context(view: JobView) -> str:
     revision = f"`{escape(view.revision[:7])}`" if view.revision else "no revision"
     return (
         f"template *{escape(view.template)}* · revision {revision} · "
-        f"started {date(view.created_at)} · cost ${view.usage.cost_usd:.2f}"
+        f"started {date(view.created_at)} · cost {dollars(view.usage.cost_usd)}"
     )
 
 
@@ -392,7 +392,7 @@ def no_jobs() -> str:
 
 def job_line(view: JobView) -> str:
     icon = JOB_ICONS.get(view.status, "")
-    cost = f" · ${view.usage.cost_usd:.2f}" if view.usage.cost_usd else ""
+    cost = f" · {dollars(view.usage.cost_usd)}" if view.usage.cost_usd else ""
     return f"{icon} *{escape(view.name)}* — {job_summary(view)}{cost}"
 
 

@@ -8,7 +8,8 @@ and channels. Pure functions, used by `messages` and `blocks`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 ELLIPSIS = "…"
@@ -93,3 +94,70 @@ def date(at: datetime, pattern: str = "{date_short_pretty} {time}") -> str:
 
 def ago(at: datetime) -> str:
     return date(at, "{ago}")
+
+
+# --- mrkdwn as plain text (the command line) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Names:
+    """What ids are called: people (`U…` → name), channels (`C…` → name without `#`) and user
+    groups (`S…` → handle without `@`). Whatever is missing is shown by its id."""
+
+    people: Mapping[str, str] = field(default_factory=dict)
+    channels: Mapping[str, str] = field(default_factory=dict)
+    groups: Mapping[str, str] = field(default_factory=dict)
+
+
+_CONTROL = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_BARE_ID = re.compile(r"(?<![\w@#^/=.-])([UWS](?=[A-Z]*\d)[A-Z0-9]{5,})(?![\w])")  # has a digit
+_SPECIAL = {"here", "channel", "everyone"}
+
+
+def mentioned(text: str) -> set[str]:
+    """The ids of people, groups and channels in mrkdwn or plain text, to look their names up."""
+    found = set(_BARE_ID.findall(text))
+    for target, _ in _CONTROL.findall(text):
+        if target[:2] in ("@U", "@W", "#C", "#G"):
+            found.add(target[1:])
+        elif target.startswith("!subteam^"):
+            found.add(target.removeprefix("!subteam^"))
+    return found
+
+
+def plain(text: str, names: Names | None = None) -> str:
+    """Slack mrkdwn as a person reads it outside Slack: `<@U1>` → `Alex Kim` (or `@U1`),
+    `<#C1>` → `#it`, `<!subteam^S1>` → `@it-team`, `<url|label>` → `label (url)`, a date token
+    → its fallback, escapes undone. A bare id of a known person or group is named too."""
+    names = names or Names()
+
+    def control(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith("@"):
+            ref = target[1:]
+            return names.people.get(ref) or f"@{(label or ref).removeprefix('@')}"
+        if target.startswith("#"):
+            ref = target[1:]
+            return f"#{names.channels.get(ref) or label or ref}"
+        if target.startswith("!subteam^"):
+            ref = target.removeprefix("!subteam^")
+            return f"@{names.groups.get(ref) or (label or ref).removeprefix('@')}"
+        if target.startswith("!date^"):
+            return label or target
+        if target.startswith("!"):
+            word = target[1:]
+            return f"@{label or word}" if word in _SPECIAL or label else f"@{word}"
+        url = target.removeprefix("mailto:") if target.startswith("mailto:") else target
+        return f"{label} ({url})" if label and label != url else url
+
+    def bare(match: re.Match[str]) -> str:
+        ref = match.group(1)
+        if ref in names.people:
+            return names.people[ref]
+        if ref in names.groups:
+            return f"@{names.groups[ref]}"
+        return ref
+
+    text = _BARE_ID.sub(bare, text)
+    text = _CONTROL.sub(control, text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

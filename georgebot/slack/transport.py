@@ -68,8 +68,9 @@ def transport_mode(settings: Settings) -> Mode:
 class SlackSurface:
     def __init__(self, settings: Settings, engine: Engine, *,
                  publisher_settings: PublisherSettings | None = None,
-                 ticker: Ticker | None = None) -> None:
+                 ticker: Ticker | None = None, local: bool = False) -> None:
         self.settings = settings
+        self.local = local  # the local Slack: channels the manifests name are created
         self.engine = engine
         self.mode: Mode = transport_mode(settings)
         self.publisher_settings = publisher_settings or PublisherSettings(
@@ -117,7 +118,7 @@ class SlackSurface:
                             AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
         )
         try:
-            directory = Directory(client, ticker=self._ticker)
+            directory = Directory(client, ticker=self._ticker, create_channels=self.local)
             identity = await self._check_token(directory)
             self.listeners = Listeners(self.settings, self.engine, client,
                                        directory=directory)

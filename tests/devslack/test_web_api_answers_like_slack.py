@@ -293,6 +293,43 @@ async def test_conversations_list_pages_with_a_cursor(client: AsyncWebClient) ->
     assert (await error_of(client.conversations_list(types="fax")))["error"] == "invalid_types"
 
 
+async def test_conversations_create_makes_a_channel_people_can_use_at_once(
+        client: AsyncWebClient, slack: LocalSlack) -> None:
+    created = (await client.conversations_create(name="payroll_2027"))["channel"]
+
+    assert created["name"] == "payroll_2027" and created["id"].startswith("C")
+    assert created["is_member"] is True and created["is_private"] is False
+    listed = await client.conversations_list(types="public_channel")
+    assert "payroll_2027" in [c["name"] for c in listed["channels"]]
+    posted = await client.chat_postMessage(channel="#payroll_2027", text="hello")
+    assert posted["channel"] == created["id"]
+    reply = await slack.post_as(PAT, "payroll_2027", "hi George")  # the page's people are in it
+    assert reply.text == "hi George"
+    assert [m["name"] for m in slack.snapshot()["channels"]].count("payroll_2027") == 1
+
+
+@pytest.mark.parametrize(("name", "error"), [
+    ("general", "name_taken"),
+    ("", "invalid_name_required"),
+    ("x" * 81, "invalid_name_maxlength"),
+    ("Payroll", "invalid_name_specials"),
+    ("pay roll", "invalid_name_specials"),
+    ("#payroll", "invalid_name_specials"),
+    ("--", "invalid_name_punctuation"),
+])
+async def test_conversations_create_checks_names_as_slack_does(
+        client: AsyncWebClient, name: str, error: str) -> None:
+    assert (await error_of(client.conversations_create(name=name)))["error"] == error
+
+
+async def test_a_private_channel_has_only_its_creator(client: AsyncWebClient, slack: LocalSlack) -> None:
+    created = (await client.conversations_create(name="secret-plans", is_private=True))["channel"]
+    assert created["is_private"] is True
+    [channel] = [c for c in slack.snapshot()["channels"] if c["name"] == "secret-plans"]
+    assert channel["members"] == ["U0GEORGE"]
+    assert (await client.conversations_create(name="x" * 80))["channel"]["name"] == "x" * 80
+
+
 async def test_conversations_info_and_history(client: AsyncWebClient) -> None:
     info = await client.conversations_info(channel=GENERAL)
     assert info["channel"]["name"] == "general" and info["channel"]["is_general"] is True

@@ -62,7 +62,7 @@ def test_a_card_reads_as_header_context_steps_and_footer() -> None:
     assert texts(rendered) == [
         "onboard-alice — Waiting",
         "template *onboard-employee* · revision `0123456` · started "
-        "<!date^1795510800^{date_short_pretty} {time}|2026-11-24 09:00:00 UTC> · cost $0.12",
+        "<!date^1795510800^{date_short_pretty} {time}|2026-11-24 09:00:00 UTC> · cost $0.123",
         ":white_check_mark: *create-account* — Succeeded — made alice\n"
         ":hourglass_flowing_sand: *laptop-ordered* — Waiting for approval from <@U012IT> or "
         "<!subteam^S0ITTEAM> in #it (0 of 1)\n"
@@ -74,6 +74,13 @@ def test_a_card_reads_as_header_context_steps_and_footer() -> None:
     ]
     assert fallback == ("onboard-alice: Waiting — 1 of 5 steps succeeded; laptop-ordered is "
                         "waiting for <@U012IT> or <!subteam^S0ITTEAM>; welcome is blocked")
+
+
+def test_a_card_shows_its_cost_to_the_cent_above_a_dollar_and_to_a_tenth_of_a_cent_below() -> None:
+    for cost, shown in ((0.004, "cost $0.004"), (0.0004, "cost <$0.001"), (12.345, "cost $12.35"),
+                        (0.0, "cost $0.00")):
+        context = texts(blocks.job_card(a_job(a_step("a"), usage=Usage(cost_usd=cost)))[0])[1]
+        assert context.endswith(shown), (cost, context)
 
 
 def test_the_final_card_says_its_status_in_words() -> None:

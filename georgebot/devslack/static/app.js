@@ -53,10 +53,11 @@ function escapeHtml(text) {
 
 function emoji(name) {
   const [base, tone] = name.split("::");
-  const glyph = EMOJI[base];
+  const glyph = EMOJI[base] || emojiTable.glyphs[base];
   if (!glyph) return null;
   const toneMatch = /^skin-tone-([2-6])$/.exec(tone || "");
-  return toneMatch && TONED.has(base) ? glyph + TONES[toneMatch[1]] : glyph;
+  if (!toneMatch || !(TONED.has(base) || emojiTable.toned.has(base))) return glyph;
+  return withTone(glyph, TONES[toneMatch[1]]);
 }
 
 function emojify(html) {
@@ -94,6 +95,7 @@ function controlSequence(inner) {
     const name = label || (group ? "@" + group.handle : "@group");
     return `<span class="mention">${escapeHtml(name)}</span>`;
   }
+  if (target.startsWith("!date^")) return slackDate(target, label);
   if (target.startsWith("!")) {
     return `<span class="mention">@${escapeHtml(label || target.slice(1))}</span>`;
   }
@@ -129,6 +131,96 @@ function textObject(obj) {
   return emojify(escapeHtml(obj.text || "")).replace(/\n/g, "<br>");
 }
 
+// -- emoji and dates -------------------------------------------------------------------
+
+// Every standard shortcode, from /local/emoji.json (the `emoji` package); EMOJI above draws
+// the page until it arrives, and the few names only Slack uses.
+const emojiTable = { glyphs: {}, toned: new Set() };
+
+async function loadEmoji() {
+  try {
+    const response = await fetch("/local/emoji.json");
+    if (!response.ok) return;
+    const table = await response.json();
+    emojiTable.glyphs = table.emoji || {};
+    emojiTable.toned = new Set(table.toned || []);
+    render();
+  } catch (error) {
+    console.warn("no emoji table:", error);
+  }
+}
+
+// A skin tone goes after the emoji's first character, in place of a variation selector.
+function withTone(glyph, tone) {
+  const [first, ...rest] = Array.from(glyph);
+  return first + tone + (rest[0] === "\uFE0F" ? rest.slice(1) : rest).join("");
+}
+
+const DAY = 86400000;
+
+function ordinal(n) {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th");
+  return `${n}${suffix}`;
+}
+
+function dayName(at, pattern, pretty) {
+  if (pretty) {
+    const today = new Date();
+    today.setHours(0, 0, 0, 0);
+    const day = new Date(at);
+    day.setHours(0, 0, 0, 0);
+    const offset = Math.round((day - today) / DAY);
+    const word = { 0: "Today", [-1]: "Yesterday", 1: "Tomorrow" }[offset];
+    if (word) return word;
+  }
+  const part = (options) => at.toLocaleDateString("en-US", options);
+  const month = part({ month: "long" });
+  const year = at.getFullYear();
+  if (pattern === "date_short") return part({ month: "short", day: "numeric", year: "numeric" });
+  if (pattern === "date_long") return `${part({ weekday: "long" })}, ${month} ${ordinal(at.getDate())}, ${year}`;
+  return `${month} ${ordinal(at.getDate())}, ${year}`;
+}
+
+function ago(at) {
+  const seconds = Math.round((at - Date.now()) / 1000);
+  const units = [["year", 31536000], ["month", 2592000], ["day", 86400], ["hour", 3600],
+    ["minute", 60], ["second", 1]];
+  const [unit, size] = units.find(([, length]) => Math.abs(seconds) >= length) || units[5];
+  return new Intl.RelativeTimeFormat("en-US", { numeric: "auto" })
+    .format(Math.round(seconds / size), unit);
+}
+
+// One {token} of a Slack date: in the reader's time zone, as Slack shows it.
+function dateToken(token, at) {
+  const time = (options) => at.toLocaleTimeString("en-US", { hour: "numeric", minute: "2-digit", ...options });
+  const pad = (n) => String(n).padStart(2, "0");
+  switch (token) {
+    case "date_num": return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
+    case "date": case "date_short": case "date_long": return dayName(at, token, false);
+    case "date_pretty": case "date_short_pretty": case "date_long_pretty":
+      return dayName(at, token.replace("_pretty", ""), true);
+    case "day_divider_pretty": return dayName(at, "date_long", true);
+    case "time": return time({});
+    case "time_secs": return time({ second: "2-digit" });
+    case "ago": return ago(at);
+    default: return null;
+  }
+}
+
+// <!date^1700000000^{date_short} at {time}^optional-link|fallback>
+function slackDate(target, fallback) {
+  const [, stamp, format = "", link] = target.split("^");
+  const seconds = Number(stamp);
+  if (!stamp || !Number.isFinite(seconds)) return escapeHtml(fallback || "");
+  const at = new Date(seconds * 1000);
+  const text = format.replace(/\{(\w+)\}/g, (whole, token) => dateToken(token, at) ?? whole);
+  const html = `<time class="slack-date" datetime="${at.toISOString()}" title="${
+    escapeHtml(fallback || at.toISOString())}">${escapeHtml(text)}</time>`;
+  return link && /^https?:/.test(link)
+    ? `<a href="${escapeHtml(link)}" target="_blank" rel="noopener">${html}</a>` : html;
+}
+
 // -- Block Kit -------------------------------------------------------------------------
 
 function button(element, where) {
@@ -159,6 +251,7 @@ function richText(elements) {
     if (part.type === "user") return `<span class="mention">@${escapeHtml(userName(part.user_id))}</span>`;
     if (part.type === "link") return `<a href="${escapeHtml(part.url)}">${escapeHtml(part.text || part.url)}</a>`;
     if (part.type === "emoji") return emoji(part.name) || `:${escapeHtml(part.name)}:`;
+    if (part.type === "date") return slackDate(`!date^${part.timestamp}^${part.format}`, part.fallback);
     if (part.elements) return richText(part.elements);
     return "";
   }).join("");
@@ -413,6 +506,11 @@ async function call(path, options = {}) {
   return fetch(path, options);
 }
 
+// Only the chosen person's ephemeral messages and Home reach the page, as in Slack.
+function stateUrl(user) {
+  return `/local/api/state?as=${encodeURIComponent(user || "")}`;
+}
+
 async function load() {
   if (loading) {
     again = true;
@@ -421,10 +519,12 @@ async function load() {
   loading = (async () => {
     do {
       again = false;
-      const response = await call("/local/api/state");
+      const asked = ui.user;
+      const response = await call(stateUrl(asked));
       if (!response.ok) throw new Error(`the local Slack answered ${response.status}`);
       ui.state = await response.json();
       render();
+      if (ui.user !== asked) again = true;  // render() chose who we are: fetch what they see
     } while (again);
   })();
   try {
@@ -520,6 +620,7 @@ function findMessage(channelId, ts) {
 $("user-select").addEventListener("change", (event) => {
   ui.user = event.target.value;
   render();
+  load();
   if (ui.view === "home") act("app_home_opened", {}).catch(() => {});
 });
 
@@ -546,6 +647,7 @@ for (const [form, textarea, errorBox, threaded] of [
   ui.thread = params.get("thread_ts");
   ui.highlight = params.get("ts");
   if (params.get("view") === "home") ui.view = "home";
+  loadEmoji();
   load().then(() => {
     if (ui.view === "home") act("app_home_opened", {}).catch(() => {});
     const highlighted = ui.highlight && document.querySelector(`[data-ts="${ui.highlight}"]`);
