@@ -158,6 +158,7 @@ class WebApi:
             "conversations.members": self.conversations_members,
             "conversations.open": self.conversations_open,
             "users.info": self.users_info,
+            "users.lookupByEmail": self.users_lookup_by_email,
             "users.list": self.users_list,
             "usergroups.list": self.usergroups_list,
             "usergroups.users.list": self.usergroups_users_list,
@@ -564,6 +565,13 @@ class WebApi:
         if user is None:
             raise ApiError("user_not_found")
         return {"user": user_json(self.ws, user)}
+
+    def users_lookup_by_email(self, call: Call) -> JSON:
+        wanted = call.required("email").strip().lower()
+        for user in self.ws.users.values():
+            if str(user_json(self.ws, user)["profile"].get("email", "")).lower() == wanted:
+                return {"user": user_json(self.ws, user)}
+        raise ApiError("users_not_found")
 
     def users_list(self, call: Call) -> JSON:
         page, next_cursor = self._page(call, list(self.ws.users.values()), default_limit=1000)

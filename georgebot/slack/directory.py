@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from georgebot import errors
 from georgebot.slack.calls import CallFailed, call
 from georgebot.slack.mrkdwn import Names, is_channel_id
 from georgebot.slack.pacing import MonotonicTicker, Ticker
@@ -45,6 +46,7 @@ class Directory:
         self._channels_at: float | None = None
         self._joined: set[str] = set()
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._by_email: dict[str, tuple[float, str | None]] = {}
         self._identity: Identity | None = None
 
     # --- identity -------------------------------------------------------------------
@@ -167,6 +169,27 @@ class Directory:
             except CallFailed as e:
                 log.warning("could not list the members of user group %s: %s", group, e.error)
         return frozenset(found)
+
+    # --- people ---------------------------------------------------------------------
+
+    async def user_by_email(self, email: str) -> str | None:
+        """The Slack user with this e-mail (`users.lookupByEmail`), None if there is none: whom
+        the four-eyes rule keeps from approving the jobs they committed. Any other failure
+        raises, so the rule is never skipped because Slack did not answer."""
+        now = self._ticker.now()
+        cached = self._by_email.get(email.lower())
+        if cached is not None and now - cached[0] <= self.ttl:
+            return cached[1]
+        try:
+            answer = await call("users.lookupByEmail", self.client.users_lookupByEmail(email=email))
+            user: str | None = str((answer.get("user") or {}).get("id") or "") or None
+        except CallFailed as e:
+            if e.error != "users_not_found":
+                raise errors.TemporaryError(f"could not look up the job's author in Slack ({e.error})",
+                                            reason="SlackUnavailable") from e
+            user = None
+        self._by_email[email.lower()] = (now, user)
+        return user
 
     # --- threads --------------------------------------------------------------------
 

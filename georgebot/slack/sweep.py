@@ -167,7 +167,8 @@ class ReactionSweep:
                     continue  # the live event told them; a sweep does not repeat it
                 note = "" if approve else await self.directory.latest_reply(channel, root, user, after=ts)
                 verdict = await self.engine.decide(
-                    request.id, user=user, approve=approve, user_groups=groups, note=note
+                    request.id, user=user, approve=approve, user_groups=groups, note=note,
+                    user_of=self.directory.user_by_email,
                 )
                 if not verdict.counted:
                     continue
