@@ -578,13 +578,21 @@ def on_refresh(run: RunState, now: datetime, *, default_deadline: timedelta) -> 
         told = status in (JobStatus.WAITING, JobStatus.BLOCKED, JobStatus.FAILED)
         effects += Effects(job=JobChange(status, status is not JobStatus.SUCCEEDED,
                                          message=waits_on(run) if told else ""))
+        if status in (JobStatus.BLOCKED, JobStatus.FAILED):  # the thread says so, not only the card
+            icon, ended = (":x:", "failed") if status is JobStatus.FAILED else (":no_entry:", "is blocked")
+            text = f"{icon} *{run.name}* {ended}: {waits_on(run)}"
+            effects += Effects(messages=(Outgoing(run.channel, text, "ended"),))
     deadline = run.spec.deadline or default_deadline
     stalled = status not in (JobStatus.SUCCEEDED, JobStatus.CANCELLED) and now - run.progress_at > deadline
-    effects += set_condition(
+    stalling = set_condition(
         run, Reason.STALLED, stalled, Reason.STALLED if stalled else "Progressing",
         f"no progress for {format_duration(deadline)}: {waits_on(run)}" if stalled else "", now,
     )
-    return effects
+    if stalled and stalling and run.condition(Reason.STALLED) is None:
+        idle = format_duration(deadline)
+        text = f":hourglass: *{run.name}* has made no progress for {idle}: {waits_on(run)}"
+        stalling += Effects(messages=(Outgoing(run.channel, text, "ended"),))
+    return effects + stalling
 
 
 def set_condition(
