@@ -286,6 +286,9 @@ def commit_new_repository(directory: Path, message: str) -> str:
     their executable bits). Returns the commit's SHA."""
     repo = git.Repo.init(directory, initial_branch="main")
     try:
+        # Jobs started from Slack are pushed to it by George's own clone; the checkout follows.
+        with repo.config_writer() as config:
+            config.set_value("receive", "denyCurrentBranch", "updateInstead")
         reader = repo.config_reader()
         name = str(reader.get_value("user", "name", "George"))
         email = str(reader.get_value("user", "email", "george@localhost"))
