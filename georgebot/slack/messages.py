@@ -197,8 +197,9 @@ def approval_fallback(job: str, step: str, text: str, approvers: Sequence[str]) 
 
 
 def approval_elsewhere(step: str, where: str, link: str | None) -> str:
-    target = f"<{link}|in {channel(where)}>" if link else f"in {channel(where)}"
-    return f":raising_hand: The approval request for *{escape(step)}* is {target}."
+    # Slack does not allow a mention inside a link's label: the channel and the link stand apart.
+    opened = f" (<{link}|open the request>)" if link else ""
+    return f":raising_hand: The approval request for *{escape(step)}* is in {channel(where)}{opened}."
 
 
 def approval_post_failed(step: str, where: str, error: str) -> str:
