@@ -210,8 +210,11 @@ class Listeners:
         identity = await self.directory.identity()
         if identity.user_id and f"<@{identity.user_id}>" in text:
             return  # a command to George, answered by the mention listener
-        step = owner.step if owner.kind == "approval" else None
         job = await self.desk.job_name(owner.job_id)
+        if commands.in_thread(text) is not None:  # `retry`, said in the job's thread
+            await self._post(channel, render.notice(await self._retry(job, user)), thread)
+            return
+        step = owner.step if owner.kind == "approval" else None
         await self.engine.reply(job, user=user, text=text, step=step, run_id=owner.job_id)  # may resume
 
     async def _home(self, user: str) -> None:
