@@ -183,25 +183,26 @@ class Listeners:
         await self.tell(verdict, channel, root)
 
     async def tell(self, verdict: Verdict, channel: str, root: str) -> None:
-        """Says in Slack what a decision did: in the thread when it counted, privately to the
-        person when it did not and why."""
-        user, step = verdict.user, verdict.step
+        """Says in Slack what a decision did: in the thread when it counted; when it did not,
+        privately to the person, in the channel where they answered, with who can approve."""
+        user, step, who = verdict.user, verdict.step, verdict.approvers
         if verdict.decision is Decision.OUTDATED:
-            await self._ephemeral(channel, user, messages.stale_request(step, verdict.why), root)
+            await self._ephemeral(channel, user, messages.stale_request(step, verdict.why, who))
         elif verdict.decision is Decision.APPROVED:
             await self._post(channel, render.notice(messages.approved(user, step)), root)
         elif verdict.decision is Decision.ALREADY_COUNTED:
-            await self._ephemeral(channel, user, messages.already_counted(step), root)
+            await self._ephemeral(channel, user, messages.already_counted(
+                step, verdict.approvals, verdict.quorum, who))
         elif verdict.decision is Decision.RECORDED:
             await self._post(channel, render.notice(messages.approval_recorded(
                 user, step, len(verdict.approvals), verdict.quorum)), root)
         elif verdict.decision is Decision.REJECTED:
             await self._post(channel, render.notice(messages.rejected(user, step, verdict.note)), root)
         elif verdict.decision is Decision.NOT_APPROVER:
-            await self._ephemeral(channel, user, messages.not_an_approver(step, verdict.approvers), root)
+            await self._ephemeral(channel, user, messages.not_an_approver(step, who))
         elif verdict.decision is Decision.NOT_WAITING:
             status = verdict.status.value if verdict.status else "gone"
-            await self._ephemeral(channel, user, messages.not_waiting(step, status), root)
+            await self._ephemeral(channel, user, messages.not_waiting(step, status, who))
 
     async def _reply(self, channel: str, thread: str, ts: str, user: str, text: str) -> None:
         owner = await self.desk.message_at(channel, thread)
@@ -244,10 +245,10 @@ class Listeners:
             channel=channel, blocks=shown[0], text=shown[1], thread_ts=thread_ts,
             unfurl_links=False, unfurl_media=False))
 
-    async def _ephemeral(self, channel: str, user: str, text: str, thread_ts: str) -> None:
+    async def _ephemeral(self, channel: str, user: str, text: str) -> None:
         try:
             await call("chat.postEphemeral", self.client.chat_postEphemeral(
-                channel=channel, user=user, text=text, thread_ts=thread_ts))
+                channel=channel, user=user, text=text))
         except CallFailed as e:
             log.info("could not tell %s privately (%s): %s", user, e.error, text)
 

@@ -223,8 +223,12 @@ def approval_recorded(user: str, step: str, count: int, quorum: int) -> str:
     )
 
 
-def already_counted(step: str) -> str:
-    return f"Your approval of *{escape(step)}* is already counted; another approver is needed."
+def already_counted(step: str, approvals: Sequence[str], quorum: int,
+                    approvers: Sequence[str]) -> str:
+    return (
+        f"Your approval of *{escape(step)}* is already counted ({len(approvals)} of {quorum}); "
+        f"another approver is needed. {can_approve(approvers)}"
+    )
 
 
 def rejected(user: str, step: str, note: str) -> str:
@@ -235,23 +239,31 @@ def rejected(user: str, step: str, note: str) -> str:
 def not_an_approver(step: str, approvers: Sequence[str]) -> str:
     return (
         f"Only {people(approvers)} can approve *{escape(step)}*, "
-        "so your reaction was not counted."
+        "so your answer was not counted."
     )
 
 
-def not_waiting(step: str, status: str) -> str:
+def not_waiting(step: str, status: str, approvers: Sequence[str]) -> str:
     return (
         f"*{escape(step)}* is not waiting for approval any more "
-        f"(it is {escape(status)}), so your reaction was not counted."
+        f"(it is {escape(status)}), so your answer was not counted. {can_approve(approvers)}"
     )
 
 
-def stale_request(step: str, why: str = "") -> str:
+def stale_request(step: str, why: str = "", approvers: Sequence[str] = ()) -> str:
     because = why.rsplit(": ", 1)[-1] if why else "the step changed since it was asked"
+    state = "closed" if "already" in because or "timed out" in because or "cancelled" in because \
+        else "out of date"
     return (
-        f"This request for *{escape(step)}* is out of date ({escape(because)}), so your reaction "
-        "decided nothing. Please answer the step's current request, if it has one."
-    )
+        f"This request for *{escape(step)}* is {state} ({escape(because)}), so your answer "
+        f"decided nothing. Please answer the step's current request, if it has one. "
+        f"{can_approve(approvers)}"
+    ).rstrip()
+
+
+def can_approve(approvers: Sequence[str]) -> str:
+    """Who can approve, said to someone whose answer did not count."""
+    return f"Its approvers are {people(approvers)}." if approvers else ""
 
 
 # --- thread chatter ----------------------------------------------------------------------
