@@ -164,13 +164,91 @@ def approval_who(approvers: Sequence[str], quorum: int) -> str:
     return f"Approvers: {people(approvers)}. {needed} needed."
 
 
+def approval_count(approvals: Sequence[str], quorum: int) -> str:
+    """How far a live request has got, and who has counted so far."""
+    noun = "approval" if quorum == 1 else "approvals"
+    who = f": {people(approvals, conjunction='and')}" if approvals else ""
+    return f":ballot_box_with_check: {len(approvals)} of {quorum} {noun}{who}"
+
+
 def approval_how(approve: Sequence[str], reject: Sequence[str]) -> str:
     yes = f":{approve[0]}:" if approve else "an approve reaction"
     no = f":{reject[0]}:" if reject else "a reject reaction"
     return (
-        f"React {yes} to approve or {no} to reject. "
-        "To give a reason for rejecting, reply in this thread before you react."
+        f"Click *Approve* or *Reject* (which asks for your reason), or react {yes} to approve "
+        f"or {no} to reject. To give a reason with a reaction, reply in this thread before you react."
     )
+
+
+APPROVE_BUTTON = "Approve"
+REJECT_BUTTON = "Reject"
+
+
+def reject_title() -> str:
+    return "Reject"
+
+
+def reject_cancel() -> str:
+    return "Cancel"
+
+
+def reject_intro(job: str, step: str) -> str:
+    return (f":x: You are rejecting *{escape(step)}* of *{escape(job)}*. "
+            "The step fails, and its thread says why.")
+
+
+def reject_label() -> str:
+    return "Why do you reject it?"
+
+
+def not_recorded() -> str:
+    return ":warning: Your answer was not recorded: George is busy. Please try again."
+
+
+def reason_needed() -> str:
+    return "Please say why you reject it."
+
+
+def request_gone() -> str:
+    return "That request is not one of George's, so nothing was decided."
+
+
+def approval_closed(how: str, *, by: Sequence[str] = (), at: datetime | None = None,
+                    note: str = "", revision: str | None = None, new_request: str | None = None,
+                    question: bool = False) -> str:
+    """How a closed request ended, for the message that carried it (`how` is a
+    `model.approvals.Closed` value)."""
+    when = f" at {date(at, '{time}')}" if at is not None else ""
+    who = f" by {people(by, conjunction='and')}" if by else ""
+    if how == "Approved":
+        return f":white_check_mark: *Approved*{who}{when}"
+    if how == "Rejected":
+        why = f": {safe(clip(note, 1000))}" if note else ""
+        return f":x: *Rejected*{who}{when}{why}"
+    if how == "Answered":
+        return f":speech_balloon: *Answered*{when}" if question else f":white_check_mark: *Answered*{when}"
+    if how == "TimedOut":
+        return f":alarm_clock: *Timed out*{when}: nobody answered in time"
+    if how == "Cancelled":
+        where = (f"removed from Git in `{escape(revision[:7])}`" if revision
+                 else "the job was removed from Git")
+        return f":heavy_multiplication_x: *Cancelled*: {where}"
+    see = (f"<{new_request}|see the new request>" if new_request
+           else "see the step's new request, if it has one")
+    return f":information_source: *Out of date*: the step changed — {see}"
+
+
+def approval_closed_fallback(job: str, step: str, how: str) -> str:
+    words = {"TimedOut": "Timed out", "Superseded": "Out of date"}.get(how, how)
+    return f"{words}: the approval request for {step} of {job}"
+
+
+def approval_continued(job: str, step: str, part: int, parts: int) -> str:
+    return f"The approval request for *{escape(step)}* of *{escape(job)}*, continued ({part} of {parts}):"
+
+
+def approval_continues() -> str:
+    return ":arrow_down: The rest of this request is in the thread below."
 
 
 def approval_replaces() -> str:
