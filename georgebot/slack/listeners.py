@@ -8,8 +8,10 @@ Slack text is untrusted data: it is stored as context as it came and never evalu
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -35,6 +37,15 @@ EVENTS = ("app_mention", "reaction_added", "reaction_removed", "message", "app_h
 """The event types the app subscribes to; each has a listener (see `manifest.py`)."""
 
 _REPLY_SUBTYPES = (None, "thread_broadcast")
+RECORD_WITHIN = 2.0
+"""Seconds a click or a submitted modal waits for its decision to be recorded before the
+person is told it was not (DESIGN.md: interactions that cannot be recorded)."""
+
+T = TypeVar("T")
+
+
+class NotRecorded(Exception):
+    """A decision the store could not record in time (busy, or slower than `RECORD_WITHIN`)."""
 
 
 class _Sweep(Protocol):
@@ -56,6 +67,7 @@ class Listeners:
         self.directory = directory
         self.work = work or Work()
         self.sweep: _Sweep = _NoSweep()
+        self.record_within = RECORD_WITHIN
 
     def register(self, app: AsyncApp) -> None:
         app.command(COMMAND)(self.on_command)
@@ -64,6 +76,9 @@ class Listeners:
         app.event("reaction_removed")(self.on_reaction_removed)
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)
+        app.action(render.APPROVE_ACTION)(self.on_approve_clicked)
+        app.action(render.REJECT_ACTION)(self.on_reject_clicked)
+        app.view(render.REJECT_VIEW)(self.on_reject_submitted)
 
     async def idle(self) -> None:
         """Waits until nothing acknowledged is still being handled."""
@@ -123,7 +138,92 @@ class Listeners:
             return
         self.work.spawn("app home", self._home(str(event["user"])))
 
+    async def on_approve_clicked(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        click = _Click.of(body)
+        if click is None:
+            return
+        self.work.spawn(f"approve by {click.user}", self._clicked(click))
+
+    async def on_reject_clicked(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        click = _Click.of(body)
+        if click is None or not body.get("trigger_id"):
+            return
+        self.work.spawn(f"reject by {click.user}", self._ask_reason(click, str(body["trigger_id"])))
+
+    async def on_reject_submitted(self, ack: AsyncAck, body: dict[str, Any],
+                                  view: dict[str, Any]) -> None:
+        """The Reject modal's reason rejects the request; the modal closes once that is
+        recorded and shows an error in place when it cannot be."""
+        user = str((body.get("user") or {}).get("id") or "")
+        request_id, _, where = str(view.get("private_metadata") or "").partition(" ")
+        channel, _, ts = where.partition(" ")
+        values = ((view.get("state") or {}).get("values") or {}).get(render.REASON_BLOCK) or {}
+        reason = str((values.get(render.REASON_INPUT) or {}).get("value") or "").strip()
+        if not reason:
+            await ack(response_action="errors", errors={render.REASON_BLOCK: messages.reason_needed()})
+            return
+        try:
+            verdict, root = await self._within(self._decide_request(
+                request_id, channel, ts, user, approve=False, note=reason))
+        except NotRecorded:
+            await ack(response_action="errors", errors={render.REASON_BLOCK: messages.not_recorded()})
+            return
+        await ack()
+        self.work.spawn(f"rejection by {user}", self.tell(verdict, channel, root))
+
     # --- delegates ------------------------------------------------------------------
+
+    async def _clicked(self, click: _Click) -> None:
+        try:
+            verdict, root = await self._within(self._decide_request(
+                click.request, click.channel, click.ts, click.user, approve=True))
+        except NotRecorded:
+            await self._ephemeral(click.channel, click.user, messages.not_recorded())
+            return
+        await self.tell(verdict, click.channel, root)
+
+    async def _ask_reason(self, click: _Click, trigger_id: str) -> None:
+        try:
+            request = await self._within(self.desk.request(click.request))
+            job = await self._within(self.desk.job_name(request.job_id)) if request else ""
+        except NotRecorded:
+            await self._ephemeral(click.channel, click.user, messages.not_recorded())
+            return
+        if request is None:
+            await self._ephemeral(click.channel, click.user, messages.request_gone())
+            return
+        shown = render.RequestShown(id=request.id, job=job, step=request.step, text=request.text)
+        modal = render.reject_modal(shown, channel=click.channel, ts=click.ts)
+        await call("views.open", self.client.views_open(trigger_id=trigger_id, view=modal))
+
+    async def _within(self, pending: Awaitable[T]) -> T:
+        """`pending`, if the store answers within `record_within` seconds; else NotRecorded
+        (what it was doing goes on; a vote it records after all is counted once)."""
+        task = asyncio.ensure_future(pending)
+        done, _ = await asyncio.wait({task}, timeout=self.record_within)
+        if not done:
+            task.add_done_callback(_quietly)
+            raise NotRecorded
+        try:
+            return task.result()
+        except (errors.StoreBusy, errors.TemporaryError) as e:
+            raise NotRecorded from e
+
+    async def _decide_request(self, request_id: str, channel: str, ts: str, user: str, *,
+                              approve: bool, note: str = "") -> tuple[Verdict, str]:
+        """A click or a modal's answer on a request: the same decision as a reaction. The id
+        came from Slack, so it is only a name: `decide` checks the request and its approvers."""
+        request = await self.desk.request(request_id)
+        if request is None:
+            return Verdict(Decision.UNKNOWN, user=user, why="not a request of George's"), ts
+        groups = await self.directory.groups_of(user, frozenset(request.approvers))
+        root = await self._thread_root(request.job_id, channel, ts)
+        verdict = await self.engine.decide(request_id, user=user, approve=approve,
+                                           user_groups=groups, note=note)
+        return verdict, root
+
 
     async def _command(self, command: Command, user: str, respond: AsyncRespond) -> None:
         if command.verb == "status":
@@ -203,6 +303,8 @@ class Listeners:
         elif verdict.decision is Decision.NOT_WAITING:
             status = verdict.status.value if verdict.status else "gone"
             await self._ephemeral(channel, user, messages.not_waiting(step, status, who))
+        elif verdict.decision is Decision.UNKNOWN:
+            await self._ephemeral(channel, user, messages.request_gone())
 
     async def _reply(self, channel: str, thread: str, ts: str, user: str, text: str) -> None:
         owner = await self.desk.message_at(channel, thread)
@@ -251,6 +353,30 @@ class Listeners:
                 channel=channel, user=user, text=text))
         except CallFailed as e:
             log.info("could not tell %s privately (%s): %s", user, e.error, text)
+
+
+class _Click:
+    """Who clicked a request's button, on which message, naming which request."""
+
+    def __init__(self, request: str, channel: str, ts: str, user: str) -> None:
+        self.request, self.channel, self.ts, self.user = request, channel, ts, user
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> _Click | None:
+        actions = body.get("actions") or []
+        container = body.get("container") or {}
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+        ts = str(container.get("message_ts") or (body.get("message") or {}).get("ts") or "")
+        request = str(actions[0].get("value") or "") if actions and isinstance(actions[0], dict) else ""
+        if not (request and channel and ts and user):
+            return None
+        return cls(request, channel, ts, user)
+
+
+def _quietly(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info("a decision finished failing after its person was told: %s", task.exception())
 
 
 def _help(command: Command) -> render.Rendered:
