@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from slack_bolt.async_app import AsyncApp
@@ -166,7 +166,8 @@ class Listeners:
             return
         try:
             verdict, root = await self._within(self._decide_request(
-                request_id, channel, ts, user, approve=False, note=reason))
+                request_id, channel, ts, user, approve=False, note=reason),
+                late=lambda told: self.tell(told[0], channel, told[1]))
         except NotRecorded:
             await ack(response_action="errors", errors={render.REASON_BLOCK: messages.not_recorded()})
             return
@@ -178,7 +179,8 @@ class Listeners:
     async def _clicked(self, click: _Click) -> None:
         try:
             verdict, root = await self._within(self._decide_request(
-                click.request, click.channel, click.ts, click.user, approve=True))
+                click.request, click.channel, click.ts, click.user, approve=True),
+                late=lambda told: self.tell(told[0], click.channel, told[1]))
         except NotRecorded:
             await self._ephemeral(click.channel, click.user, messages.not_recorded())
             return
@@ -198,18 +200,31 @@ class Listeners:
         modal = render.reject_modal(shown, channel=click.channel, ts=click.ts)
         await call("views.open", self.client.views_open(trigger_id=trigger_id, view=modal))
 
-    async def _within(self, pending: Awaitable[T]) -> T:
-        """`pending`, if the store answers within `record_within` seconds; else NotRecorded
-        (what it was doing goes on; a vote it records after all is counted once)."""
+    async def _within(self, pending: Awaitable[T],
+                      late: Callable[[T], Awaitable[None]] | None = None) -> T:
+        """`pending`, if the store answers within `record_within` seconds; else NotRecorded.
+        What it was doing goes on: a decision recorded after all counts once, and `late` says
+        so in Slack."""
         task = asyncio.ensure_future(pending)
         done, _ = await asyncio.wait({task}, timeout=self.record_within)
         if not done:
-            task.add_done_callback(_quietly)
+            if late is None:
+                task.add_done_callback(_quietly)
+            else:
+                self.work.spawn("a decision recorded late", self._late(task, late))
             raise NotRecorded
         try:
             return task.result()
         except (errors.StoreBusy, errors.TemporaryError) as e:
             raise NotRecorded from e
+
+    async def _late(self, task: asyncio.Future[T], then: Callable[[T], Awaitable[None]]) -> None:
+        try:
+            result = await task
+        except (errors.StoreBusy, errors.TemporaryError) as e:
+            log.info("a decision George said it could not record was not recorded: %s", e)
+            return
+        await then(result)
 
     async def _decide_request(self, request_id: str, channel: str, ts: str, user: str, *,
                               approve: bool, note: str = "") -> tuple[Verdict, str]:

@@ -396,8 +396,9 @@ def help_lines() -> list[str]:
         "• `/george help` — this help",
         "• Mention me with `retry JOB` to retry a job's failed and blocked steps, or just "
         "`retry` in the thread of a job's card. `status` works in mentions too.",
-        "• React :white_check_mark: to an approval request to approve it, :x: to reject it "
-        "(reply in the thread first to say why).",
+        "• Click *Approve* or *Reject* on an approval request (Reject asks for your reason), "
+        "or react :white_check_mark: to approve it, :x: to reject it (reply in the thread first "
+        "to say why). A closed request says how it ended.",
         "• Replies in a job card's thread are passed to that job's agents.",
     ]
 

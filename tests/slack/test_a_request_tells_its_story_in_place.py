@@ -108,3 +108,21 @@ async def test_a_request_nobody_answered_says_it_timed_out(george: George, clock
 
     closed = await george.until(lambda: ended(george, "Timed out"))
     assert closed.ts == request.ts and buttons(closed) == []
+
+
+async def test_a_request_longer_than_a_message_goes_on_in_its_thread_with_nothing_cut(
+        george: George) -> None:
+    argv = " ".join(f"--target=host-{i}.example" for i in range(8000))  # about 200,000 characters
+    george.commit(job("j", step("gate", ask={"approvers": [ALEX], "message": argv})))
+    request = await george.until(lambda: george.approval("j", "gate"))
+    card = george.card("j")
+    assert card is not None
+
+    rest = await george.until(lambda: [m for m in george.thread("j") if "continued" in text_of(m)])
+    sections = [b["text"]["text"] for m in [request, *rest] for b in m.blocks or []
+                if b["type"] == "section" and "> " in b["text"]["text"]]
+    assert all(len(t) <= 3000 for t in sections)
+    shown = "".join(line.removeprefix("> ") for t in sections for line in t.split("\n")
+                    if line.startswith("> "))
+    assert shown == argv  # every character, in order
+    assert all(m.thread_ts == card.ts for m in rest) and buttons(request)

@@ -117,6 +117,9 @@ async def test_a_click_the_busy_database_cannot_record_says_so(george: George, t
     finally:
         lock.release()
     assert "not recorded" in note and "try again" in note
+    # The decision was not dropped: recorded once the database answers, and said in the thread.
+    await george.until(lambda: george.step_status("j", "after") == "Succeeded")
+    assert f"<@{ALEX}> approved *gate*" in george.thread_text("j")
 
 
 async def test_http_mode_takes_a_signed_click(http: TestClient, slack: LocalSlack,  # noqa: F811
@@ -143,3 +146,21 @@ async def test_http_mode_takes_a_signed_click(http: TestClient, slack: LocalSlac
     await slack.wait_for(lambda: any(said in json.dumps(m.blocks) for m in slack.state.all_messages()),
                          timeout=10)
     assert request.channel == OPS
+
+
+async def test_a_reason_the_busy_database_cannot_record_is_refused_in_the_modal(
+        george: George, tmp_path: Path) -> None:
+    george.commit(gated())
+    request = await george.until(lambda: george.approval("j", "gate"))
+    await george.until(lambda: "Waiting" in george.headline("j"))
+    await click(george, SAM, request, "george_reject")
+    await george.slack.wait_for(lambda: george.slack.modal(SAM))
+    assert george.surface.listeners is not None
+    george.surface.listeners.record_within = 0.05
+    lock = Lock(tmp_path / "george.db")
+    try:
+        await george.slack.submit_modal(SAM, {"reason": {"reason": "not now"}})
+        modal = await george.slack.wait_for(lambda: (m := george.slack.modal(SAM)) and m["errors"] and m)
+    finally:
+        lock.release()
+    assert "not recorded" in modal["errors"]["reason"] and "try again" in modal["errors"]["reason"]
