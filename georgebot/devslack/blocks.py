@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 JSON = dict[str, Any]
 
-Surface = Literal["message", "home"]
+Surface = Literal["message", "home", "modal"]
 
-MAX_BLOCKS: dict[Surface, int] = {"message": 50, "home": 100}
+MAX_BLOCKS: dict[Surface, int] = {"message": 50, "home": 100, "modal": 100}
 MAX_TEXT_CHARS = 40_000
 
 _MESSAGE_BLOCKS = frozenset({
@@ -59,7 +59,7 @@ def check_blocks(blocks: list[JSON], *, surface: Surface = "message") -> list[st
     limit = MAX_BLOCKS[surface]
     if len(blocks) > limit:
         problems.add(f"no more than {limit} items allowed", "/blocks")
-    known = _HOME_BLOCKS if surface == "home" else _MESSAGE_BLOCKS
+    known = _MESSAGE_BLOCKS if surface == "message" else _HOME_BLOCKS
     seen_ids: set[str] = set()
     for i, block in enumerate(blocks):
         at = f"/blocks/{i}"
@@ -100,6 +100,14 @@ class _Problems:
 
     def add(self, what: str, pointer: str) -> None:
         self.messages.append(f"[ERROR] {what} [json-pointer:{pointer}]")
+
+
+def check_text(obj: Any, at: str, *, limit: int, plain_only: bool = False,
+               required: bool = True) -> list[str]:
+    """What is wrong with a text object (a view's title, a button's label), as Slack words it."""
+    problems = _Problems()
+    _text(obj, at, problems, limit=limit, plain_only=plain_only, required=required)
+    return problems.messages
 
 
 def _text(

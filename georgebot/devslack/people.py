@@ -22,6 +22,7 @@ from georgebot.devslack.responses import ResponseRejected, ResponseUrls
 from georgebot.devslack.shapes import message_json, view_json
 from georgebot.devslack.socket import Delivery, SocketHub
 from georgebot.devslack.state import JSON, Channel, Message, Workspace
+from georgebot.devslack.views import Modals, ViewError
 
 DEFAULT_COMMANDS = frozenset({"/george"})
 
@@ -58,8 +59,10 @@ class People:
         hub: SocketHub,
         responses: ResponseUrls,
         commands: Iterable[str] = DEFAULT_COMMANDS,
+        modals: Modals | None = None,
     ) -> None:
         self.ws = ws
+        self.modals = modals or Modals(ws, hub)
         self.events = events
         self.hub = hub
         self.responses = responses
@@ -164,9 +167,9 @@ class People:
         target = self._channel(channel, user)
         command = command if command.startswith("/") else f"/{command}"
         url = self.responses.issue(user=user, channel=target.id)
-        payload = slash_payload(
+        payload = self.modals.issued(slash_payload(
             self.ws, user=user, channel=target, command=command, text=text, response_url=url,
-        )
+        ))
         if command not in self.commands:
             self._slackbot(target, user, f"`{command}` is not a valid command. In Slack, all "
                            "messages that start with the \"/\" character are interpreted as "
@@ -230,13 +233,26 @@ class People:
             response_url = self.responses.issue(
                 user=user, channel=message.channel, message_ts=message.ts
             )
-        payload = block_actions_payload(
+        payload = self.modals.issued(block_actions_payload(
             self.ws, user=user, action=action, block_id=found_block_id, message=message,
             home_view=home_view, response_url=response_url,
-        )
+        ))
         if self.hub.connections == 0:
             return None
         return self.hub.deliver("interactive", payload)
+
+    def submit_view(self, user: str, view_id: str, values: dict[str, dict[str, str]]) -> Delivery | None:
+        """Presses the submit button of the person's open modal with `values` typed in."""
+        try:
+            return self.modals.submit(self._person(user), view_id, values)
+        except ViewError as e:
+            raise ActionError(e.error) from e
+
+    def close_view(self, user: str, view_id: str) -> None:
+        try:
+            self.modals.close(self._person(user), view_id)
+        except ViewError as e:
+            raise ActionError(e.error) from e
 
     def _slackbot(self, channel: Channel, user: str, text: str) -> None:
         self.ws.add_ephemeral(channel, user, text=text, sender="slackbot")
@@ -250,6 +266,8 @@ class People:
             web.post("/local/api/commands", self._http_command),
             web.post("/local/api/app_home_opened", self._http_home),
             web.post("/local/api/actions", self._http_action),
+            web.post("/local/api/views/submit", self._http_view_submit),
+            web.post("/local/api/views/close", self._http_view_close),
         ]
 
     async def _http_message(self, request: web.Request) -> web.Response:
@@ -297,6 +315,24 @@ class People:
                 block_id=body.optional("block_id"),
             )
             return {"delivered": delivery is not None}
+        return await _answer(request, act)
+
+
+    async def _http_view_submit(self, request: web.Request) -> web.Response:
+        async def act(body: _Body) -> JSON:
+            raw = body.data.get("values") or {}
+            if not isinstance(raw, dict):
+                raise ActionError("invalid_values")
+            values = {str(b): {str(a): str(v) for a, v in inputs.items()}
+                      for b, inputs in raw.items() if isinstance(inputs, dict)}
+            delivery = self.submit_view(body.required("user"), body.required("view_id"), values)
+            return {"delivered": delivery is not None}
+        return await _answer(request, act)
+
+    async def _http_view_close(self, request: web.Request) -> web.Response:
+        async def act(body: _Body) -> JSON:
+            self.close_view(body.required("user"), body.required("view_id"))
+            return {}
         return await _answer(request, act)
 
 

@@ -29,12 +29,13 @@ from georgebot.devslack.faults import Faults
 from georgebot.devslack.guard import WILDCARD_HOSTS, Guard
 from georgebot.devslack.journal import Journal
 from georgebot.devslack.page import Page
-from georgebot.devslack.people import DEFAULT_COMMANDS, People, SlashCommand
+from georgebot.devslack.people import DEFAULT_COMMANDS, ActionError, People, SlashCommand
 from georgebot.devslack.responses import ResponseUrls
 from georgebot.devslack.seed import DEMO_SEED, Seed
 from georgebot.devslack.shapes import state_json
 from georgebot.devslack.socket import Delivery, SocketHub
 from georgebot.devslack.state import JSON, Ephemeral, HomeView, Message, Workspace
+from georgebot.devslack.views import Modals
 from georgebot.devslack.webapi import ApiCall, WebApi
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,16 @@ class LocalSlack:
             on_change=self._on_change,
         )
         self.events = EventSource(self.state, self.hub, events=events)
+        self.modals = Modals(self.state, self.hub)
         self.responses = ResponseUrls(self.state, self.events, lambda: self.url)
         self.api = WebApi(
             self.state, events=self.events, hub=self.hub, faults=self.faults,
             base_url=lambda: self.url, bot_token=self.bot_token, app_token=self.app_token,
+            modals=self.modals,
         )
         self.people = People(
             self.state, events=self.events, hub=self.hub, responses=self.responses,
-            commands=commands,
+            commands=commands, modals=self.modals,
         )
         self.page = Page(grant=self.guard.grant)
         self._runner: web.AppRunner | None = None
@@ -194,6 +197,7 @@ class LocalSlack:
     def snapshot(self) -> JSON:
         """`GET /local/api/state`: the workspace, and how the app is connected."""
         body = state_json(self.state)
+        body["modals"] = self.modals.state()
         body["app"] = {
             "connections": self.hub.connections,
             "pending_envelopes": len(self.hub.pending()),
@@ -278,6 +282,18 @@ class LocalSlack:
         block_id: str | None = None,
     ) -> Delivery | None:
         return self.people.click(user, action_id, channel=channel, ts=ts, block_id=block_id)
+
+    def modal(self, user: str) -> JSON | None:
+        """The modal open on `user`'s screen (Slack's view shape, with the errors it shows)."""
+        return self.modals.state().get(user)
+
+    async def submit_modal(self, user: str, values: dict[str, dict[str, str]]) -> Delivery | None:
+        """`user` presses the submit button of their open modal, with `values` typed in
+        (block id → action id → text)."""
+        modal = self.modals.open_modals.get(user)
+        if modal is None:
+            raise ActionError("view_not_found")
+        return self.people.submit_view(user, modal.id, values)
 
     # -- faults --------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from georgebot.devslack.shapes import (
 )
 from georgebot.devslack.socket import SocketHub
 from georgebot.devslack.state import JSON, Channel, Message, Workspace, ts_key
+from georgebot.devslack.views import Modals, ViewError
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,10 @@ class WebApi:
         base_url: Callable[[], str],
         bot_token: str,
         app_token: str,
+        modals: Modals | None = None,
     ) -> None:
         self.ws = ws
+        self.modals = modals or Modals(ws, hub)
         self._bot_token = bot_token
         self._app_token = app_token
         self.events = events
@@ -163,6 +166,8 @@ class WebApi:
             "usergroups.list": self.usergroups_list,
             "usergroups.users.list": self.usergroups_users_list,
             "views.publish": self.views_publish,
+            "views.open": self.views_open,
+            "views.update": self.views_update,
         }
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -629,3 +634,20 @@ class WebApi:
             raise ApiError("hash_conflict")
         home = self.ws.publish_home(user_id, {**raw, "blocks": blocks})
         return {"view": view_json(self.ws, home)}
+
+    def views_open(self, call: Call) -> JSON:
+        if call.args.get("view") is None:
+            raise _missing("view")
+        try:
+            return self.modals.open(call.text("trigger_id"), call.args["view"])
+        except ViewError as e:
+            raise ApiError(e.error, *e.messages) from e
+
+    def views_update(self, call: Call) -> JSON:
+        if call.args.get("view") is None:
+            raise _missing("view")
+        try:
+            return self.modals.update(call.text("view_id"), call.text("external_id"),
+                                      call.args["view"], call.text("hash"))
+        except ViewError as e:
+            raise ApiError(e.error, *e.messages) from e

@@ -53,6 +53,10 @@ class ChatDesk:
     async def card_of(self, run_id: int) -> SlackMessage | None:
         return await self._io(self._store.slack_message, run_id, "card")
 
+    async def request_messages(self, run_id: int) -> list[tuple[Request, SlackMessage]]:
+        """The run's requests George posted, with their votes and messages, oldest first."""
+        return await self._io(self._store.request_messages, run_id)
+
     async def latest_request_message(self, run_id: int, step: str) -> SlackMessage | None:
         return await self._io(self._store.slack_message, run_id, "approval", step)
 

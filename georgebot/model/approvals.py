@@ -7,7 +7,7 @@ so a reaction on any other request can never decide this one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -82,6 +82,9 @@ class Waits:
 class Vote:
     user: str
     approve: bool
+    # When it was cast and a rejection's reason: what a request's message shows, not who voted how.
+    at: datetime | None = field(default=None, compare=False)
+    note: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class Request:
     text: str = ""
     closed: Closed | None = None
     votes: tuple[Vote, ...] = ()
+    closed_at: datetime | None = field(default=None, compare=False)
 
     def approvals(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(v.user for v in self.votes if v.approve))

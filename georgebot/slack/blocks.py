@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
+    ButtonElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
+    InputBlock,
     MarkdownTextObject,
+    PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
 )
@@ -26,7 +31,7 @@ from slack_sdk.models.views import View
 from georgebot.model.status import JobStatus, StepStatus
 from georgebot.model.views import JobView, StatusView, StepView
 from georgebot.slack import messages
-from georgebot.slack.mrkdwn import clip
+from georgebot.slack.mrkdwn import clip, pieces, safe
 
 MESSAGE_BLOCKS = 50
 HOME_BLOCKS = 100
@@ -36,6 +41,15 @@ HEADER_CHARS = 150
 LINE_CHARS = 700  # one step or job line; a section holds several
 FALLBACK_CHARS = 3000
 COLLAPSE_AFTER = 10  # a card with more steps than this collapses its finished ones
+REQUEST_SECTIONS = 45  # of a request's text in its own message; the rest goes in its thread
+
+APPROVE_ACTION = "george_approve"
+REJECT_ACTION = "george_reject"
+REQUEST_ACTIONS = "george_request"
+REJECT_VIEW = "george_reject_reason"
+REASON_BLOCK = "reason"
+REASON_INPUT = "reason"
+MODAL_TITLE_CHARS = 24
 
 Rendered = tuple[list[Block], str]
 
@@ -145,34 +159,119 @@ def job_card(view: JobView) -> Rendered:
 # --- approval requests -------------------------------------------------------------------
 
 
-def approval_request(
-    *,
-    job: str,
-    step: str,
-    text: str,
-    approvers: Sequence[str],
-    quorum: int,
-    approve: Sequence[str],
-    reject: Sequence[str],
-    replaces: bool = False,
-) -> Rendered:
-    blocks: list[Block] = [
-        _section(f"{messages.approval_heading(job, step)}\n{messages.approval_body(text)}"),
-        _context(f"{messages.approval_who(approvers, quorum)}\n"
-                 f"{messages.approval_how(approve, reject)}"),
-    ]
-    if replaces:
+@dataclass(frozen=True)
+class RequestShown:
+    """What an approval request's message shows: what it asks, and where it has got to."""
+
+    id: str
+    job: str
+    step: str
+    text: str
+    approvers: Sequence[str] = ()
+    quorum: int = 1
+    question: bool = False
+    approvals: Sequence[str] = ()
+    """Who has counted so far, in order."""
+    replaces: bool = False
+    """It replaces an earlier request for the same step (earlier answers no longer count)."""
+    closed: str | None = None
+    """How it ended (`model.approvals.Closed`); None while it takes answers."""
+    closed_by: Sequence[str] = ()
+    closed_at: datetime | None = None
+    note: str = ""
+    revision: str | None = None
+    """The revision that removed the job, when it was cancelled so."""
+    new_request: str | None = None
+    """A link to the request that replaced this one, when it is out of date."""
+
+
+def request_sections(heading: str, text: str) -> list[str]:
+    """The heading and the whole quoted text in sections that fit, nothing cut: a line too long
+    for one section goes on over several quoted lines."""
+    lines = [heading]
+    for raw in safe(text).splitlines() or [""]:
+        lines += [f"> {piece}" for piece in pieces(raw, SECTION_CHARS - 2)]
+    sections: list[str] = []
+    for line in lines:
+        if sections and len(sections[-1]) + 1 + len(line) <= SECTION_CHARS:
+            sections[-1] += "\n" + line
+        else:
+            sections.append(line)
+    return sections
+
+
+def _request_text(shown: RequestShown) -> list[str]:
+    heading = (messages.question_heading(shown.job, shown.step) if shown.question
+               else messages.approval_heading(shown.job, shown.step))
+    return request_sections(heading, shown.text)
+
+
+def approval_request(shown: RequestShown, *, approve: Sequence[str] = (),
+                     reject: Sequence[str] = ()) -> Rendered:
+    """A request's message: what it asks; while live, who may answer, how far it has got, and
+    Approve and Reject buttons (a question is answered in the thread); once closed, how it
+    ended, and nothing more to click."""
+    sections = _request_text(shown)
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=t))
+                           for t in sections[:REQUEST_SECTIONS]]
+    if len(sections) > REQUEST_SECTIONS:
+        blocks.append(_context(messages.approval_continues()))
+    if shown.closed is not None:
+        blocks.append(_section(messages.approval_closed(
+            shown.closed, by=shown.closed_by, at=shown.closed_at, note=shown.note,
+            revision=shown.revision, new_request=shown.new_request, question=shown.question)))
+        fallback = messages.approval_closed_fallback(shown.job, shown.step, shown.closed)
+        return blocks, clip(fallback, FALLBACK_CHARS)
+    if shown.question:
+        blocks.append(_context(messages.question_how()))
+        return blocks, clip(messages.question_fallback(shown.job, shown.step, shown.text), FALLBACK_CHARS)
+    blocks.append(_context(f"{messages.approval_who(shown.approvers, shown.quorum)}\n"
+                           f"{messages.approval_count(shown.approvals, shown.quorum)}\n"
+                           f"{messages.approval_how(approve, reject)}"))
+    if shown.replaces:
         blocks.append(_context(messages.approval_replaces()))
-    return blocks, clip(messages.approval_fallback(job, step, text, approvers), FALLBACK_CHARS)
+    blocks.append(ActionsBlock(block_id=REQUEST_ACTIONS, elements=[
+        ButtonElement(text=messages.APPROVE_BUTTON, action_id=APPROVE_ACTION, value=shown.id,
+                      style="primary"),
+        ButtonElement(text=messages.REJECT_BUTTON, action_id=REJECT_ACTION, value=shown.id,
+                      style="danger"),
+    ]))
+    fallback = messages.approval_fallback(shown.job, shown.step, shown.text, shown.approvers)
+    return blocks, clip(fallback, FALLBACK_CHARS)
 
 
-def question_request(*, job: str, step: str, text: str) -> Rendered:
-    """An agent's `ask_human`: anyone may answer, by replying in the thread."""
-    blocks: list[Block] = [
-        _section(f"{messages.question_heading(job, step)}\n{messages.approval_body(text)}"),
-        _context(messages.question_how()),
-    ]
-    return blocks, clip(messages.question_fallback(job, step, text), FALLBACK_CHARS)
+def approval_overflow(shown: RequestShown) -> list[Rendered]:
+    """The rest of a request's text that did not fit in its message, as thread replies."""
+    rest = _request_text(shown)[REQUEST_SECTIONS:]
+    chunks = [rest[i:i + MESSAGE_BLOCKS - 1] for i in range(0, len(rest), MESSAGE_BLOCKS - 1)]
+    out: list[Rendered] = []
+    for n, chunk in enumerate(chunks, start=2):
+        intro = messages.approval_continued(shown.job, shown.step, n, len(chunks) + 1)
+        out.append(([_context(intro), *(SectionBlock(text=MarkdownTextObject(text=t)) for t in chunk)],
+                    clip(intro, FALLBACK_CHARS)))
+    return out
+
+
+def reject_modal(shown: RequestShown, *, channel: str, ts: str) -> View:
+    """Asks the person who clicked Reject for their reason; its submission rejects."""
+    return View(
+        type="modal",
+        callback_id=REJECT_VIEW,
+        private_metadata=f"{shown.id} {channel} {ts}",
+        title=PlainTextObject(text=clip(messages.reject_title(), MODAL_TITLE_CHARS)),
+        submit=PlainTextObject(text=messages.REJECT_BUTTON),
+        close=PlainTextObject(text=messages.reject_cancel()),
+        blocks=[
+            _section(messages.reject_intro(shown.job, shown.step)),
+            InputBlock(
+                block_id=REASON_BLOCK,
+                label=PlainTextObject(text=messages.reject_label()),
+                element=PlainTextInputElement(action_id=REASON_INPUT, multiline=True,
+                                              max_length=1000),
+                optional=False,
+            ),
+        ],
+    )
 
 
 # --- status, help, App Home --------------------------------------------------------------

@@ -35,6 +35,15 @@ def parse(text: str) -> Command:
     return Command(verb, job=job or None)
 
 
+def in_thread(text: str) -> Command | None:
+    """A message in a job card's thread that is a command without mentioning George: just
+    `retry` (as `/george help` offers it). Anything else there is a reply to the job."""
+    words = _MENTION.sub(" ", text).split()
+    if len(words) == 1 and words[0].lower().strip("`*_:,.!") == "retry":
+        return Command("retry")
+    return None
+
+
 def vote(reaction: str, approve: Sequence[str], reject: Sequence[str]) -> bool | None:
     """True for an approve emoji, False for a reject one (skin tones count), else None."""
     name = reaction.strip(":").split("::", 1)[0]

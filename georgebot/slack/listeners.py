@@ -8,8 +8,10 @@ Slack text is untrusted data: it is stored as context as it came and never evalu
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -35,6 +37,15 @@ EVENTS = ("app_mention", "reaction_added", "reaction_removed", "message", "app_h
 """The event types the app subscribes to; each has a listener (see `manifest.py`)."""
 
 _REPLY_SUBTYPES = (None, "thread_broadcast")
+RECORD_WITHIN = 2.0
+"""Seconds a click or a submitted modal waits for its decision to be recorded before the
+person is told it was not (DESIGN.md: interactions that cannot be recorded)."""
+
+T = TypeVar("T")
+
+
+class NotRecorded(Exception):
+    """A decision the store could not record in time (busy, or slower than `RECORD_WITHIN`)."""
 
 
 class _Sweep(Protocol):
@@ -56,6 +67,7 @@ class Listeners:
         self.directory = directory
         self.work = work or Work()
         self.sweep: _Sweep = _NoSweep()
+        self.record_within = RECORD_WITHIN
 
     def register(self, app: AsyncApp) -> None:
         app.command(COMMAND)(self.on_command)
@@ -64,6 +76,9 @@ class Listeners:
         app.event("reaction_removed")(self.on_reaction_removed)
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)
+        app.action(render.APPROVE_ACTION)(self.on_approve_clicked)
+        app.action(render.REJECT_ACTION)(self.on_reject_clicked)
+        app.view(render.REJECT_VIEW)(self.on_reject_submitted)
 
     async def idle(self) -> None:
         """Waits until nothing acknowledged is still being handled."""
@@ -123,7 +138,107 @@ class Listeners:
             return
         self.work.spawn("app home", self._home(str(event["user"])))
 
+    async def on_approve_clicked(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        click = _Click.of(body)
+        if click is None:
+            return
+        self.work.spawn(f"approve by {click.user}", self._clicked(click))
+
+    async def on_reject_clicked(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        click = _Click.of(body)
+        if click is None or not body.get("trigger_id"):
+            return
+        self.work.spawn(f"reject by {click.user}", self._ask_reason(click, str(body["trigger_id"])))
+
+    async def on_reject_submitted(self, ack: AsyncAck, body: dict[str, Any],
+                                  view: dict[str, Any]) -> None:
+        """The Reject modal's reason rejects the request; the modal closes once that is
+        recorded and shows an error in place when it cannot be."""
+        user = str((body.get("user") or {}).get("id") or "")
+        request_id, _, where = str(view.get("private_metadata") or "").partition(" ")
+        channel, _, ts = where.partition(" ")
+        values = ((view.get("state") or {}).get("values") or {}).get(render.REASON_BLOCK) or {}
+        reason = str((values.get(render.REASON_INPUT) or {}).get("value") or "").strip()
+        if not reason:
+            await ack(response_action="errors", errors={render.REASON_BLOCK: messages.reason_needed()})
+            return
+        try:
+            verdict, root = await self._within(self._decide_request(
+                request_id, channel, ts, user, approve=False, note=reason),
+                late=lambda told: self.tell(told[0], channel, told[1]))
+        except NotRecorded:
+            await ack(response_action="errors", errors={render.REASON_BLOCK: messages.not_recorded()})
+            return
+        await ack()
+        self.work.spawn(f"rejection by {user}", self.tell(verdict, channel, root))
+
     # --- delegates ------------------------------------------------------------------
+
+    async def _clicked(self, click: _Click) -> None:
+        try:
+            verdict, root = await self._within(self._decide_request(
+                click.request, click.channel, click.ts, click.user, approve=True),
+                late=lambda told: self.tell(told[0], click.channel, told[1]))
+        except NotRecorded:
+            await self._ephemeral(click.channel, click.user, messages.not_recorded())
+            return
+        await self.tell(verdict, click.channel, root)
+
+    async def _ask_reason(self, click: _Click, trigger_id: str) -> None:
+        try:
+            request = await self._within(self.desk.request(click.request))
+            job = await self._within(self.desk.job_name(request.job_id)) if request else ""
+        except NotRecorded:
+            await self._ephemeral(click.channel, click.user, messages.not_recorded())
+            return
+        if request is None:
+            await self._ephemeral(click.channel, click.user, messages.request_gone())
+            return
+        shown = render.RequestShown(id=request.id, job=job, step=request.step, text=request.text)
+        modal = render.reject_modal(shown, channel=click.channel, ts=click.ts)
+        await call("views.open", self.client.views_open(trigger_id=trigger_id, view=modal))
+
+    async def _within(self, pending: Awaitable[T],
+                      late: Callable[[T], Awaitable[None]] | None = None) -> T:
+        """`pending`, if the store answers within `record_within` seconds; else NotRecorded.
+        What it was doing goes on: a decision recorded after all counts once, and `late` says
+        so in Slack."""
+        task = asyncio.ensure_future(pending)
+        done, _ = await asyncio.wait({task}, timeout=self.record_within)
+        if not done:
+            if late is None:
+                task.add_done_callback(_quietly)
+            else:
+                self.work.spawn("a decision recorded late", self._late(task, late))
+            raise NotRecorded
+        try:
+            return task.result()
+        except (errors.StoreBusy, errors.TemporaryError) as e:
+            raise NotRecorded from e
+
+    async def _late(self, task: asyncio.Future[T], then: Callable[[T], Awaitable[None]]) -> None:
+        try:
+            result = await task
+        except (errors.StoreBusy, errors.TemporaryError) as e:
+            log.info("a decision George said it could not record was not recorded: %s", e)
+            return
+        await then(result)
+
+    async def _decide_request(self, request_id: str, channel: str, ts: str, user: str, *,
+                              approve: bool, note: str = "") -> tuple[Verdict, str]:
+        """A click or a modal's answer on a request: the same decision as a reaction. The id
+        came from Slack, so it is only a name: `decide` checks the request and its approvers."""
+        request = await self.desk.request(request_id)
+        if request is None:
+            return Verdict(Decision.UNKNOWN, user=user, why="not a request of George's"), ts
+        groups = await self.directory.groups_of(user, frozenset(request.approvers))
+        root = await self._thread_root(request.job_id, channel, ts)
+        verdict = await self.engine.decide(request_id, user=user, approve=approve,
+                                           user_groups=groups, note=note)
+        return verdict, root
+
 
     async def _command(self, command: Command, user: str, respond: AsyncRespond) -> None:
         if command.verb == "status":
@@ -183,25 +298,28 @@ class Listeners:
         await self.tell(verdict, channel, root)
 
     async def tell(self, verdict: Verdict, channel: str, root: str) -> None:
-        """Says in Slack what a decision did: in the thread when it counted, privately to the
-        person when it did not and why."""
-        user, step = verdict.user, verdict.step
+        """Says in Slack what a decision did: in the thread when it counted; when it did not,
+        privately to the person, in the channel where they answered, with who can approve."""
+        user, step, who = verdict.user, verdict.step, verdict.approvers
         if verdict.decision is Decision.OUTDATED:
-            await self._ephemeral(channel, user, messages.stale_request(step, verdict.why), root)
+            await self._ephemeral(channel, user, messages.stale_request(step, verdict.why, who))
         elif verdict.decision is Decision.APPROVED:
             await self._post(channel, render.notice(messages.approved(user, step)), root)
         elif verdict.decision is Decision.ALREADY_COUNTED:
-            await self._ephemeral(channel, user, messages.already_counted(step), root)
+            await self._ephemeral(channel, user, messages.already_counted(
+                step, verdict.approvals, verdict.quorum, who))
         elif verdict.decision is Decision.RECORDED:
             await self._post(channel, render.notice(messages.approval_recorded(
                 user, step, len(verdict.approvals), verdict.quorum)), root)
         elif verdict.decision is Decision.REJECTED:
             await self._post(channel, render.notice(messages.rejected(user, step, verdict.note)), root)
         elif verdict.decision is Decision.NOT_APPROVER:
-            await self._ephemeral(channel, user, messages.not_an_approver(step, verdict.approvers), root)
+            await self._ephemeral(channel, user, messages.not_an_approver(step, who))
         elif verdict.decision is Decision.NOT_WAITING:
             status = verdict.status.value if verdict.status else "gone"
-            await self._ephemeral(channel, user, messages.not_waiting(step, status), root)
+            await self._ephemeral(channel, user, messages.not_waiting(step, status, who))
+        elif verdict.decision is Decision.UNKNOWN:
+            await self._ephemeral(channel, user, messages.request_gone())
 
     async def _reply(self, channel: str, thread: str, ts: str, user: str, text: str) -> None:
         owner = await self.desk.message_at(channel, thread)
@@ -210,8 +328,11 @@ class Listeners:
         identity = await self.directory.identity()
         if identity.user_id and f"<@{identity.user_id}>" in text:
             return  # a command to George, answered by the mention listener
-        step = owner.step if owner.kind == "approval" else None
         job = await self.desk.job_name(owner.job_id)
+        if commands.in_thread(text) is not None:  # `retry`, said in the job's thread
+            await self._post(channel, render.notice(await self._retry(job, user)), thread)
+            return
+        step = owner.step if owner.kind == "approval" else None
         await self.engine.reply(job, user=user, text=text, step=step, run_id=owner.job_id)  # may resume
 
     async def _home(self, user: str) -> None:
@@ -241,12 +362,36 @@ class Listeners:
             channel=channel, blocks=shown[0], text=shown[1], thread_ts=thread_ts,
             unfurl_links=False, unfurl_media=False))
 
-    async def _ephemeral(self, channel: str, user: str, text: str, thread_ts: str) -> None:
+    async def _ephemeral(self, channel: str, user: str, text: str) -> None:
         try:
             await call("chat.postEphemeral", self.client.chat_postEphemeral(
-                channel=channel, user=user, text=text, thread_ts=thread_ts))
+                channel=channel, user=user, text=text))
         except CallFailed as e:
             log.info("could not tell %s privately (%s): %s", user, e.error, text)
+
+
+class _Click:
+    """Who clicked a request's button, on which message, naming which request."""
+
+    def __init__(self, request: str, channel: str, ts: str, user: str) -> None:
+        self.request, self.channel, self.ts, self.user = request, channel, ts, user
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> _Click | None:
+        actions = body.get("actions") or []
+        container = body.get("container") or {}
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+        ts = str(container.get("message_ts") or (body.get("message") or {}).get("ts") or "")
+        request = str(actions[0].get("value") or "") if actions and isinstance(actions[0], dict) else ""
+        if not (request and channel and ts and user):
+            return None
+        return cls(request, channel, ts, user)
+
+
+def _quietly(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info("a decision finished failing after its person was told: %s", task.exception())
 
 
 def _help(command: Command) -> render.Rendered:

@@ -39,9 +39,11 @@ def slack_app_manifest(*, name: str = "George", request_url: str | None = None) 
         "should_escape": False,
     }
     events: dict[str, Any] = {"bot_events": bot_events()}
+    interactivity: dict[str, Any] = {"is_enabled": True}  # Approve and Reject, the Reject modal
     if request_url is not None:
         command["url"] = request_url
         events["request_url"] = request_url
+        interactivity["request_url"] = request_url
     return {
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {
@@ -62,7 +64,7 @@ def slack_app_manifest(*, name: str = "George", request_url: str | None = None) 
         "oauth_config": {"scopes": {"bot": sorted(SCOPES)}},
         "settings": {
             "event_subscriptions": events,
-            "interactivity": {"is_enabled": False},
+            "interactivity": interactivity,
             "org_deploy_enabled": False,
             "socket_mode_enabled": request_url is None,
             "token_rotation_enabled": False,

@@ -164,13 +164,91 @@ def approval_who(approvers: Sequence[str], quorum: int) -> str:
     return f"Approvers: {people(approvers)}. {needed} needed."
 
 
+def approval_count(approvals: Sequence[str], quorum: int) -> str:
+    """How far a live request has got, and who has counted so far."""
+    noun = "approval" if quorum == 1 else "approvals"
+    who = f": {people(approvals, conjunction='and')}" if approvals else ""
+    return f":ballot_box_with_check: {len(approvals)} of {quorum} {noun}{who}"
+
+
 def approval_how(approve: Sequence[str], reject: Sequence[str]) -> str:
     yes = f":{approve[0]}:" if approve else "an approve reaction"
     no = f":{reject[0]}:" if reject else "a reject reaction"
     return (
-        f"React {yes} to approve or {no} to reject. "
-        "To give a reason for rejecting, reply in this thread before you react."
+        f"Click *Approve* or *Reject* (which asks for your reason), or react {yes} to approve "
+        f"or {no} to reject. To give a reason with a reaction, reply in this thread before you react."
     )
+
+
+APPROVE_BUTTON = "Approve"
+REJECT_BUTTON = "Reject"
+
+
+def reject_title() -> str:
+    return "Reject"
+
+
+def reject_cancel() -> str:
+    return "Cancel"
+
+
+def reject_intro(job: str, step: str) -> str:
+    return (f":x: You are rejecting *{escape(step)}* of *{escape(job)}*. "
+            "The step fails, and its thread says why.")
+
+
+def reject_label() -> str:
+    return "Why do you reject it?"
+
+
+def not_recorded() -> str:
+    return ":warning: Your answer was not recorded: George is busy. Please try again."
+
+
+def reason_needed() -> str:
+    return "Please say why you reject it."
+
+
+def request_gone() -> str:
+    return "That request is not one of George's, so nothing was decided."
+
+
+def approval_closed(how: str, *, by: Sequence[str] = (), at: datetime | None = None,
+                    note: str = "", revision: str | None = None, new_request: str | None = None,
+                    question: bool = False) -> str:
+    """How a closed request ended, for the message that carried it (`how` is a
+    `model.approvals.Closed` value)."""
+    when = f" at {date(at, '{time}')}" if at is not None else ""
+    who = f" by {people(by, conjunction='and')}" if by else ""
+    if how == "Approved":
+        return f":white_check_mark: *Approved*{who}{when}"
+    if how == "Rejected":
+        why = f": {safe(clip(note, 1000))}" if note else ""
+        return f":x: *Rejected*{who}{when}{why}"
+    if how == "Answered":
+        return f":speech_balloon: *Answered*{when}" if question else f":white_check_mark: *Answered*{when}"
+    if how == "TimedOut":
+        return f":alarm_clock: *Timed out*{when}: nobody answered in time"
+    if how == "Cancelled":
+        where = (f"removed from Git in `{escape(revision[:7])}`" if revision
+                 else "the job was removed from Git")
+        return f":heavy_multiplication_x: *Cancelled*: {where}"
+    see = (f"<{new_request}|see the new request>" if new_request
+           else "see the step's new request, if it has one")
+    return f":information_source: *Out of date*: the step changed — {see}"
+
+
+def approval_closed_fallback(job: str, step: str, how: str) -> str:
+    words = {"TimedOut": "Timed out", "Superseded": "Out of date"}.get(how, how)
+    return f"{words}: the approval request for {step} of {job}"
+
+
+def approval_continued(job: str, step: str, part: int, parts: int) -> str:
+    return f"The approval request for *{escape(step)}* of *{escape(job)}*, continued ({part} of {parts}):"
+
+
+def approval_continues() -> str:
+    return ":arrow_down: The rest of this request is in the thread below."
 
 
 def approval_replaces() -> str:
@@ -197,8 +275,9 @@ def approval_fallback(job: str, step: str, text: str, approvers: Sequence[str]) 
 
 
 def approval_elsewhere(step: str, where: str, link: str | None) -> str:
-    target = f"<{link}|in {channel(where)}>" if link else f"in {channel(where)}"
-    return f":raising_hand: The approval request for *{escape(step)}* is {target}."
+    # Slack does not allow a mention inside a link's label: the channel and the link stand apart.
+    opened = f" (<{link}|open the request>)" if link else ""
+    return f":raising_hand: The approval request for *{escape(step)}* is in {channel(where)}{opened}."
 
 
 def approval_post_failed(step: str, where: str, error: str) -> str:
@@ -222,8 +301,12 @@ def approval_recorded(user: str, step: str, count: int, quorum: int) -> str:
     )
 
 
-def already_counted(step: str) -> str:
-    return f"Your approval of *{escape(step)}* is already counted; another approver is needed."
+def already_counted(step: str, approvals: Sequence[str], quorum: int,
+                    approvers: Sequence[str]) -> str:
+    return (
+        f"Your approval of *{escape(step)}* is already counted ({len(approvals)} of {quorum}); "
+        f"another approver is needed. {can_approve(approvers)}"
+    )
 
 
 def rejected(user: str, step: str, note: str) -> str:
@@ -234,23 +317,31 @@ def rejected(user: str, step: str, note: str) -> str:
 def not_an_approver(step: str, approvers: Sequence[str]) -> str:
     return (
         f"Only {people(approvers)} can approve *{escape(step)}*, "
-        "so your reaction was not counted."
+        "so your answer was not counted."
     )
 
 
-def not_waiting(step: str, status: str) -> str:
+def not_waiting(step: str, status: str, approvers: Sequence[str]) -> str:
     return (
         f"*{escape(step)}* is not waiting for approval any more "
-        f"(it is {escape(status)}), so your reaction was not counted."
+        f"(it is {escape(status)}), so your answer was not counted. {can_approve(approvers)}"
     )
 
 
-def stale_request(step: str, why: str = "") -> str:
+def stale_request(step: str, why: str = "", approvers: Sequence[str] = ()) -> str:
     because = why.rsplit(": ", 1)[-1] if why else "the step changed since it was asked"
+    state = "closed" if "already" in because or "timed out" in because or "cancelled" in because \
+        else "out of date"
     return (
-        f"This request for *{escape(step)}* is out of date ({escape(because)}), so your reaction "
-        "decided nothing. Please answer the step's current request, if it has one."
-    )
+        f"This request for *{escape(step)}* is {state} ({escape(because)}), so your answer "
+        f"decided nothing. Please answer the step's current request, if it has one. "
+        f"{can_approve(approvers)}"
+    ).rstrip()
+
+
+def can_approve(approvers: Sequence[str]) -> str:
+    """Who can approve, said to someone whose answer did not count."""
+    return f"Its approvers are {people(approvers)}." if approvers else ""
 
 
 # --- thread chatter ----------------------------------------------------------------------
@@ -305,8 +396,9 @@ def help_lines() -> list[str]:
         "• `/george help` — this help",
         "• Mention me with `retry JOB` to retry a job's failed and blocked steps, or just "
         "`retry` in the thread of a job's card. `status` works in mentions too.",
-        "• React :white_check_mark: to an approval request to approve it, :x: to reject it "
-        "(reply in the thread first to say why).",
+        "• Click *Approve* or *Reject* on an approval request (Reject asks for your reason), "
+        "or react :white_check_mark: to approve it, :x: to reject it (reply in the thread first "
+        "to say why). A closed request says how it ended.",
         "• Replies in a job card's thread are passed to that job's agents.",
     ]
 

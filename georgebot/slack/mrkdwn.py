@@ -38,6 +38,26 @@ def clip(text: str, limit: int) -> str:
     return text[: max(limit - 1, 0)] + ELLIPSIS
 
 
+def pieces(text: str, limit: int) -> list[str]:
+    """Mrkdwn cut into pieces of at most `limit` characters with nothing lost: never inside an
+    entity (`&amp;`) or a mention (`<@U1>`), at a space when there is one near the cut."""
+    out: list[str] = []
+    while len(text) > limit:
+        cut = limit
+        amp, lt = text.rfind("&", 0, cut), text.rfind("<", 0, cut)
+        if amp > text.rfind(";", 0, cut) and amp > 0:
+            cut = amp  # an entity would be cut in two
+        if lt > text.rfind(">", 0, cut) and lt > 0:
+            cut = min(cut, lt)  # so would a mention
+        space = text.rfind(" ", 0, cut)
+        if space > cut - 200 and space > 0:
+            cut = space + 1
+        out.append(text[:cut])
+        text = text[cut:]
+    out.append(text)
+    return out
+
+
 def tail(text: str, limit: int) -> str:
     """The last `limit` characters (command output: the end says what went wrong)."""
     if len(text) <= limit:

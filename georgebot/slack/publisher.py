@@ -15,8 +15,10 @@ posts and updates; the others wait, and one of them takes over within a lease if
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -27,7 +29,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from georgebot import errors
 from georgebot.engine.leading import Leadership
 from georgebot.engine.service import Engine
-from georgebot.model.views import OutboxItem
+from georgebot.model.approvals import Closed, Request
+from georgebot.model.views import OutboxItem, SlackMessage
 from georgebot.slack import blocks as render
 from georgebot.slack import messages
 from georgebot.slack.calls import CONNECTION, RATE_LIMITED, CallFailed, call
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NEVER = float("-inf")
 _GONE = ("message_not_found", "channel_not_found", "cant_update_message", "is_archived")
+_REMOVED_IN = re.compile(r"removed from Git in ([0-9a-f]{7,40})")
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,9 @@ class CardPublisher:
         self.listeners: list[Callable[[int], None]] = []
         """Called with a run id after Slack accepted something for it (tests, benchmarks)."""
         self._cards: dict[int, _Card] = {}
+        self._requests: dict[str, _Card] = {}  # request id -> its message, as last sent
+        self._request_runs: set[int] = set()  # runs whose request messages may be owed an edit
+        self._links: dict[tuple[str, str], str] = {}  # (channel, ts) -> permalink
         self._dirty: dict[int, _Change] = {}
         self._seq = 0
         self._retry_at: dict[int, float] = {}  # run id -> not before (a refused card)
@@ -149,6 +156,7 @@ class CardPublisher:
         previous = self._dirty.get(run_id)
         self._dirty[run_id] = _Change(self._seq, self._ticker.now() if previous is None
                                       else max(previous.at, self._ticker.now()))
+        self._request_runs.add(run_id)
         self.wake()
 
     def wake(self) -> None:
@@ -182,6 +190,7 @@ class CardPublisher:
             return False
         if not was:
             self._cards.clear()
+            self._requests.clear()
             for run_id in await self.desk.active_runs():
                 self.changed(run_id)
         return True
@@ -215,7 +224,9 @@ class CardPublisher:
         await self._drain_outbox(step)
         await self._post_new_cards(step)
         await self._update_cards(step)
-        if not await self.desk.outbox(limit=1) and not self._dirty:  # dirty read after the await
+        await self._update_requests(step)
+        if (not await self.desk.outbox(limit=1) and not self._dirty  # dirty read after the await
+                and not self._request_runs):
             self._quiet.set()
         if not step.due:
             return None
@@ -391,6 +402,118 @@ class CardPublisher:
         if await self.engine.ask_again(run_id, old.channel):
             self.wake()
 
+    # --- request messages -------------------------------------------------------------
+
+    async def _update_requests(self, step: _Pass) -> None:
+        """Each request's message tells its story in place: how far it has got while live, how
+        it ended once closed (with no buttons left). Edits share the cards' `chat.update`
+        budget and pacing."""
+        for run_id in sorted(self._request_runs):
+            if self._blocked("chat.update", step):
+                return
+            self._request_runs.discard(run_id)
+            try:
+                done = await self._update_requests_of(run_id, step)
+            except CallFailed as e:
+                self._request_runs.add(run_id)
+                if self._pause_for(e, step):
+                    return
+                self._refused(run_id, step, f"could not edit a request of run {run_id}", e)
+                continue
+            except _NoLongerLeading:
+                self._request_runs.add(run_id)
+                raise
+            except Exception:
+                self._request_runs.add(run_id)
+                log.exception("editing the requests of run %s failed", run_id)
+                step.later(self._ticker.now() + self.settings.retry_delay)
+                continue
+            if not done:
+                self._request_runs.add(run_id)
+                return
+
+    async def _update_requests_of(self, run_id: int, step: _Pass) -> bool:
+        """False when the budget says to stop for now (the run stays owed)."""
+        pairs = await self.desk.request_messages(run_id)
+        if not pairs:
+            return True
+        job: str | None = None
+        for request, message in pairs:
+            if request.kind == "question" and request.closed is None and request.id not in self._requests:
+                continue  # nothing about a live question changes
+            job = job or await self.desk.job_name(run_id)
+            shown = await self._shown(request, job, message, pairs)
+            blocks, text = self._render_request(shown)
+            payload = _payload(blocks, text)
+            sent = self._requests.get(request.id)
+            if sent is not None and sent.sent == payload:
+                continue
+            now = self._ticker.now()
+            if sent is not None and sent.sent_at + self.settings.min_interval > now:
+                step.later(sent.sent_at + self.settings.min_interval)
+                self._request_runs.add(run_id)
+                continue
+            wait = self.budget.delay(now)
+            if wait > 0:
+                step.later(now + wait)
+                return False
+            self.budget.take(now)
+            await self._still_leading()
+            try:
+                await call("chat.update", self.client.chat_update(
+                    channel=message.channel_id, ts=message.ts, text=text, blocks=blocks))
+            except CallFailed as e:
+                if e.error not in _GONE:
+                    raise
+                log.info("the message of request %s is gone from Slack (%s); leaving it", request.id,
+                         e.error)
+            self.stats.updates += 1
+            self._requests[request.id] = _Card(message.channel_id, message.ts, payload,
+                                               self._ticker.now())
+            self._sent(run_id)
+        return True
+
+    def _render_request(self, shown: render.RequestShown) -> tuple[list[Block], str]:
+        return render.approval_request(shown, approve=self.settings.approve_reactions,
+                                       reject=self.settings.reject_reactions)
+
+    async def _shown(self, request: Request, job: str, message: SlackMessage | None,
+                     siblings: Sequence[tuple[Request, SlackMessage]] = ()) -> render.RequestShown:
+        """What a request's message shows now, from the request, its votes and its neighbours."""
+        replaces = any(r.step == request.step and m.id < message.id for r, m in siblings) \
+            if message is not None else False
+        shown = render.RequestShown(
+            id=request.id, job=job, step=request.step, text=request.text,
+            approvers=request.approvers, quorum=request.quorum,
+            question=request.kind == "question", approvals=request.approvals(), replaces=replaces,
+            closed=request.closed.value if request.closed else None, closed_at=request.closed_at,
+        )
+        if request.closed is Closed.APPROVED:
+            return _with(shown, closed_by=request.approvals())
+        if request.closed is Closed.REJECTED:
+            no = [v for v in request.votes if not v.approve]
+            return _with(shown, closed_by=(no[-1].user,) if no else (), note=no[-1].note if no else "")
+        if request.closed is Closed.CANCELLED:
+            view = await self.desk.job(request.job_id)
+            said = next((s.message for s in view.steps if s.name == request.step), "")
+            found = _REMOVED_IN.search(said or "")
+            return _with(shown, revision=found.group(1)[:7] if found else None, closed_at=None)
+        if request.closed is Closed.SUPERSEDED:
+            newer = [m for r, m in siblings if r.step == request.step and message is not None
+                     and m.id > message.id]
+            link = await self._link(newer[-1]) if newer else None
+            return _with(shown, new_request=link, closed_at=None)
+        return shown
+
+    async def _link(self, message: SlackMessage) -> str | None:
+        key = (message.channel_id, message.ts)
+        if key not in self._links:
+            link = await self._permalink(*key)
+            if link is None:
+                return None
+            self._links[key] = link
+        return self._links[key]
+
     # --- the outbox -----------------------------------------------------------------
 
     async def _drain_outbox(self, step: _Pass) -> None:
@@ -442,15 +565,9 @@ class CardPublisher:
             return  # closed before it was posted (its closing also took it off the outbox)
         job = await self.desk.job_name(row.job_id)
         previous = await self.desk.latest_request_message(row.job_id, request.step)
-        if request.kind == "question":
-            blocks, text = render.question_request(job=job, step=request.step, text=row.text)
-        else:
-            blocks, text = render.approval_request(
-                job=job, step=request.step, text=row.text,
-                approvers=list(request.approvers), quorum=request.quorum,
-                approve=self.settings.approve_reactions, reject=self.settings.reject_reactions,
-                replaces=previous is not None and previous.request_id != request.id,
-            )
+        shown = await self._shown(_with_text(request, row.text), job, None)
+        shown = _with(shown, replaces=previous is not None and previous.request_id != request.id)
+        blocks, text = self._render_request(shown)
         card = await self._card(row.job_id)
         elsewhere: str | None = None
         if row.thread_of_card:
@@ -479,6 +596,11 @@ class CardPublisher:
         if kept.ts != ts:  # another George posted this request a moment before: one stays
             await self._withdraw(channel_id, ts)
             return
+        self._requests[request.id] = _Card(channel_id, ts, _payload(blocks, text), self._ticker.now())
+        self._request_runs.add(row.job_id)  # an older request of the step can link to this one now
+        thread = card.ts if elsewhere is None else ts
+        for more_blocks, more_text in render.approval_overflow(shown):
+            await self._post(channel_id, text=more_text, blocks=more_blocks, thread_ts=thread)
         if elsewhere is not None:
             try:
                 link = await self._permalink(channel_id, ts)
@@ -528,6 +650,7 @@ class CardPublisher:
             log.warning("could not delete a message another George had posted too: %s", e.error)
 
     async def _permalink(self, channel: str, ts: str) -> str | None:
+        await self._still_leading()
         try:
             answer = await call("chat.getPermalink",
                                 self.client.chat_getPermalink(channel=channel, message_ts=ts))
@@ -539,6 +662,15 @@ class CardPublisher:
 
 class _NoLongerLeading(Exception):
     pass
+
+
+def _with(shown: render.RequestShown, **changes: object) -> render.RequestShown:
+    return dataclasses.replace(shown, **changes)  # type: ignore[arg-type]
+
+
+def _with_text(request: Request, text: str) -> Request:
+    """The request as its outbox message words it (the stored text, masked the same way)."""
+    return dataclasses.replace(request, text=text or request.text)
 
 
 def _payload(blocks: Sequence[Block], text: str) -> str:

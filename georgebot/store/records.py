@@ -281,8 +281,8 @@ class Records:
             if row is None:
                 return None
             votes = conn.execute(
-                sa.select(VOTES.c.user, VOTES.c.approve).where(VOTES.c.request_id == request_id)
-                .order_by(VOTES.c.id)
+                sa.select(VOTES.c.user, VOTES.c.approve, VOTES.c.at, VOTES.c.note)
+                .where(VOTES.c.request_id == request_id).order_by(VOTES.c.id)
             ).all()
         return _request(row, votes)
 
@@ -320,6 +320,34 @@ class Records:
         )
         with self.db.engine.connect() as conn:
             return [(_request(r, ()), r.channel_id) for r in conn.execute(query)]
+
+    def request_messages(self, job_id: int) -> list[tuple[Request, SlackMessage]]:
+        """Every request of a run George posted, oldest first, with its votes and its message:
+        what the chat edits as the requests move."""
+        query = (
+            sa.select(REQUESTS, SLACK_MESSAGES.c.id.label("message_id"))
+            .join(SLACK_MESSAGES, SLACK_MESSAGES.c.request_id == REQUESTS.c.id)
+            .where(REQUESTS.c.job_id == job_id)
+            .order_by(REQUESTS.c.opened_at, REQUESTS.c.id)
+        )
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            messages = {
+                m.id: from_row(SlackMessage, m)
+                for m in conn.execute(
+                    sa.select(SLACK_MESSAGES).where(SLACK_MESSAGES.c.id.in_([r.message_id for r in rows]))
+                )
+            }
+            votes: dict[str, list[Any]] = {}
+            for v in conn.execute(
+                sa.select(VOTES.c.request_id, VOTES.c.user, VOTES.c.approve, VOTES.c.at, VOTES.c.note)
+                .where(VOTES.c.request_id.in_([r.id for r in rows]))
+                .order_by(VOTES.c.id)
+            ):
+                votes.setdefault(v.request_id, []).append(v)
+        return [(_request(r, votes.get(r.id, [])), messages[r.message_id]) for r in rows]
 
     def open_requests(self) -> list[tuple[Request, SlackMessage, SlackMessage | None]]:
         """Every open request whose message George posted, with its votes, its message and
@@ -537,7 +565,9 @@ def _request(row: Any, votes: Sequence[Any]) -> Request:
         digest=row.digest,
         text=row.text,
         closed=Closed(row.closed) if row.closed else None,
-        votes=tuple(Vote(v.user, bool(v.approve)) for v in votes),
+        votes=tuple(Vote(v.user, bool(v.approve), getattr(v, "at", None), getattr(v, "note", "") or "")
+                    for v in votes),
+        closed_at=row.closed_at,
     )
 
 

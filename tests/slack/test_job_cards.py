@@ -217,15 +217,15 @@ async def test_the_update_budget_is_shared_and_the_newest_change_goes_first(
 
     for name in ("j1", "j2", "j3"):
         publisher.changed(ids[name])
-    assert await ticker.parked() == ticker.now() + 10  # one update went; the next in 10s
-    ticker.advance(10)
-    assert await ticker.parked() == ticker.now() + 10
-    ticker.advance(10)
+    for _ in range(5):  # one update went; each next one 10s later
+        assert await ticker.parked() == ticker.now() + 10
+        ticker.advance(10)
     await publisher.settled()
 
-    assert order == ["j3", "j2", "j1"]
+    assert order[:3] == ["j3", "j2", "j1"]  # the cards first, the newest change first
+    assert sorted(order[3:]) == ["j1", "j2", "j3"]  # then each request says how it ended
     assert all("Succeeded" in text_of(m) for m in cards(slack, OPS))
-    assert updates(slack) == [200, 200, 200]
+    assert updates(slack) == [200] * 6
 
 
 async def test_an_agents_message_for_another_channel_stands_on_its_own(george: George) -> None:

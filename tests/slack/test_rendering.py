@@ -131,21 +131,75 @@ def test_untrusted_text_cannot_ping_everyone_or_hide_a_link() -> None:
 
 
 def test_an_approval_request_names_the_approvers_and_how_to_answer() -> None:
-    rendered, fallback = blocks.approval_request(
-        job="onboard-alice", step="laptop-ordered", text="Is a laptop ordered for Alice?",
-        approvers=["U012IT", "S0ITTEAM"], quorum=2, approve=["white_check_mark"], reject=["x"],
-        replaces=True)
+    rendered, fallback = blocks.approval_request(blocks.RequestShown(
+        id="r1", job="onboard-alice", step="laptop-ordered", text="Is a laptop ordered for Alice?",
+        approvers=["U012IT", "S0ITTEAM"], quorum=2, approvals=["U012IT"], replaces=True),
+        approve=["white_check_mark"], reject=["x"])
 
     assert texts(rendered) == [
         ":raising_hand: *Approval needed* for *laptop-ordered* of *onboard-alice*\n"
         "> Is a laptop ordered for Alice?",
         "Approvers: <@U012IT> or <!subteam^S0ITTEAM>. 2 approvals from different people are "
-        "needed.\nReact :white_check_mark: to approve or :x: to reject. To give a reason for "
-        "rejecting, reply in this thread before you react.",
+        "needed.\n:ballot_box_with_check: 1 of 2 approvals: <@U012IT>\n"
+        "Click *Approve* or *Reject* (which asks for your reason), or react :white_check_mark: "
+        "to approve or :x: to reject. To give a reason with a reaction, reply in this thread "
+        "before you react.",
         ":information_source: The step changed in Git since it was last asked, so earlier "
         "answers no longer count.",
+        {"type": "plain_text", "text": "Approve", "emoji": True},
+        {"type": "plain_text", "text": "Reject", "emoji": True},
     ]
+    buttons = dicts(rendered)[-1]
+    assert buttons["type"] == "actions"
+    assert [(b["action_id"], b["value"], b["style"]) for b in buttons["elements"]] == [
+        ("george_approve", "r1", "primary"), ("george_reject", "r1", "danger")]
+    assert check_blocks(dicts(rendered)) == []
     assert fallback.startswith("Approval needed for laptop-ordered of onboard-alice")
+
+
+def test_a_closed_request_says_how_it_ended_and_offers_nothing_to_click() -> None:
+    base = blocks.RequestShown(id="r1", job="j", step="gate", text="ok?", approvers=["U01ALEX"])
+    ended = {
+        "Approved": (dict(closed_by=["U01ALEX"], closed_at=AT),
+                     f":white_check_mark: *Approved* by <@U01ALEX> at <!date^{int(AT.timestamp())}"
+                     "^{time}|2026-11-24 09:00:00 UTC>"),
+        "Rejected": (dict(closed_by=["U01SAM"], note="no <budget>"),
+                     ":x: *Rejected* by <@U01SAM>: no &lt;budget&gt;"),
+        "Cancelled": (dict(revision="abc1234"), ":heavy_multiplication_x: *Cancelled*: removed from "
+                      "Git in `abc1234`"),
+        "Superseded": (dict(new_request="https://slack.example/archives/C1/p2"),
+                       ":information_source: *Out of date*: the step changed — "
+                       "<https://slack.example/archives/C1/p2|see the new request>"),
+        "TimedOut": (dict(), ":alarm_clock: *Timed out*: nobody answered in time"),
+    }
+    for how, (extra, said) in ended.items():
+        rendered, fallback = blocks.approval_request(replace(base, closed=how, **extra))
+        assert how.lower()[:4] in fallback.lower() or how == "Superseded", how
+        assert texts(rendered)[-1] == said, how
+        assert [b["type"] for b in dicts(rendered)] == ["section", "section"], how
+        assert "Approvers" not in " ".join(texts(rendered))
+    no_sha = blocks.approval_request(replace(base, closed="Cancelled"))[0]
+    assert texts(no_sha)[-1].endswith("Cancelled*: the job was removed from Git")
+
+
+def test_a_long_request_is_never_cut() -> None:
+    argv = " ".join(f"--flag-{i}=<value&{i}>" for i in range(6000))  # over 45 sections
+    shown = blocks.RequestShown(id="r1", job="j", step="deploy", text=argv + "\nlast line",
+                                approvers=["U01ALEX"])
+
+    rendered, fallback = blocks.approval_request(shown)
+    rest = blocks.approval_overflow(shown)
+
+    assert len(fallback) <= blocks.FALLBACK_CHARS
+    assert check_blocks(dicts(rendered)) == []
+    assert rest and all(check_blocks(dicts(more)) == [] for more, _ in rest)
+    assert any("The rest of this request is in the thread below" in str(t) for t in texts(rendered))
+    sections = [b["text"]["text"] for m in [rendered, *(more for more, _ in rest)]
+                for b in dicts(m) if b["type"] == "section"]
+    assert all(len(t) <= blocks.SECTION_CHARS for t in sections)
+    body = "".join(line.removeprefix("> ") for t in sections for line in t.split("\n")[
+        (1 if t is sections[0] else 0):])
+    assert body.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == argv + "last line"
 
 
 def status(*jobs: JobView, errors: int = 0) -> StatusView:

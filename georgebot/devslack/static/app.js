@@ -476,6 +476,7 @@ function render() {
   if (ui.view === "channel") renderChannel();
   renderHome();
   renderThread();
+  renderModal();
   saveLocation();
 }
 
@@ -639,6 +640,84 @@ for (const [form, textarea, errorBox, threaded] of [
     }
   });
 }
+
+// -- modals (views.open): drawn over the page, submitted as view_submission ---------------
+
+let shownModal = "";
+
+function modalInput(b, modal) {
+  const el = b.element || {};
+  const id = `modal-${b.block_id}-${el.action_id}`;
+  const typed = ((modal.state.values[b.block_id] || {})[el.action_id] || {}).value || "";
+  const error = (modal.errors || {})[b.block_id];
+  const attrs = [`id="${escapeHtml(id)}"`, `data-input-block="${escapeHtml(b.block_id || "")}"`,
+    `data-input-action="${escapeHtml(el.action_id || "")}"`, `data-testid="${escapeHtml(id)}"`,
+    "data-modal-input"];
+  if (el.max_length) attrs.push(`maxlength="${Number(el.max_length)}"`);
+  if (el.placeholder) attrs.push(`placeholder="${escapeHtml(el.placeholder.text || "")}"`);
+  const field = el.multiline
+    ? `<textarea rows="4" ${attrs.join(" ")}>${escapeHtml(typed)}</textarea>`
+    : `<input type="text" ${attrs.join(" ")} value="${escapeHtml(typed)}">`;
+  const optional = b.optional ? ' <span class="modal-optional">(optional)</span>' : "";
+  return `<div class="block-input${error ? " has-error" : ""}"><label for="${escapeHtml(id)}">${
+    textObject(b.label)}${optional}</label>${field}${
+    error ? `<div class="modal-error" data-testid="modal-error">${escapeHtml(error)}</div>` : ""}</div>`;
+}
+
+function modalHtml(modal) {
+  const body = (modal.blocks || []).map((b) => (b.type === "input" ? modalInput(b, modal) : block(b)))
+    .join("");
+  const general = (modal.errors || {})[""];
+  const submit = modal.submit
+    ? `<button type="submit" class="modal-submit" data-testid="modal-submit"${
+      modal.submitting ? " disabled" : ""}>${textObject(modal.submit)}</button>` : "";
+  return `<form class="modal" id="modal-form" data-view-id="${escapeHtml(modal.id)}" role="dialog"
+      aria-modal="true">
+    <div class="modal-header"><span class="modal-title">${textObject(modal.title)}</span>
+      <button type="button" class="modal-x" data-modal-close data-testid="modal-x" title="Close">✕</button></div>
+    <div class="modal-body blocks">${body}</div>
+    ${general ? `<div class="modal-error" data-testid="modal-error">${escapeHtml(general)}</div>` : ""}
+    <div class="modal-footer"><button type="button" class="modal-cancel" data-modal-close
+      data-testid="modal-close">${modal.close ? textObject(modal.close) : "Cancel"}</button>${submit}</div>
+  </form>`;
+}
+
+function renderModal() {
+  const box = $("modal");
+  const modal = ((ui.state && ui.state.modals) || {})[ui.user];
+  const signature = modal ? JSON.stringify([modal.id, modal.hash, modal.errors, modal.submitting]) : "";
+  if (signature === shownModal) return; // what the person is typing stays as it is
+  shownModal = signature;
+  box.hidden = !modal;
+  box.innerHTML = modal ? modalHtml(modal) : "";
+  const first = box.querySelector("[data-modal-input]");
+  if (first) first.focus();
+}
+
+function modalValues(form) {
+  const values = {};
+  for (const input of form.querySelectorAll("[data-modal-input]")) {
+    const blockId = input.dataset.inputBlock;
+    values[blockId] = values[blockId] || {};
+    values[blockId][input.dataset.inputAction] = input.value;
+  }
+  return values;
+}
+
+document.addEventListener("submit", (event) => {
+  if (event.target.id !== "modal-form") return;
+  event.preventDefault();
+  act("views/submit", { view_id: event.target.dataset.viewId, values: modalValues(event.target) })
+    .catch((error) => console.warn(error));
+});
+
+document.addEventListener("click", (event) => {
+  const target = event.target.closest("[data-modal-close]");
+  if (!target) return;
+  event.preventDefault();
+  const form = target.closest("#modal-form");
+  act("views/close", { view_id: form.dataset.viewId }).catch((error) => console.warn(error));
+});
 
 (function start() {
   const params = new URLSearchParams(location.search);
