@@ -236,7 +236,8 @@ class Listeners:
         groups = await self.directory.groups_of(user, frozenset(request.approvers))
         root = await self._thread_root(request.job_id, channel, ts)
         verdict = await self.engine.decide(request_id, user=user, approve=approve,
-                                           user_groups=groups, note=note)
+                                           user_groups=groups, note=note,
+                                           user_of=self.directory.user_by_email)
         return verdict, root
 
 
@@ -294,7 +295,8 @@ class Listeners:
         root = await self._thread_root(message.job_id, channel, ts)
         note = "" if approve else await self.directory.latest_reply(channel, root, user, after=ts)
         verdict = await self.engine.decide(message.request_id, user=user, approve=approve,
-                                           user_groups=groups, note=note)
+                                           user_groups=groups, note=note,
+                                           user_of=self.directory.user_by_email)
         await self.tell(verdict, channel, root)
 
     async def tell(self, verdict: Verdict, channel: str, root: str) -> None:
@@ -315,6 +317,9 @@ class Listeners:
             await self._post(channel, render.notice(messages.rejected(user, step, verdict.note)), root)
         elif verdict.decision is Decision.NOT_APPROVER:
             await self._ephemeral(channel, user, messages.not_an_approver(step, who))
+        elif verdict.decision is Decision.OWN_JOB:
+            others = [a for a in who if a != user]
+            await self._ephemeral(channel, user, messages.own_job(verdict.job, step, others))
         elif verdict.decision is Decision.NOT_WAITING:
             status = verdict.status.value if verdict.status else "gone"
             await self._ephemeral(channel, user, messages.not_waiting(step, status, who))

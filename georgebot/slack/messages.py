@@ -321,6 +321,14 @@ def not_an_approver(step: str, approvers: Sequence[str]) -> str:
     )
 
 
+def own_job(job: str, step: str, others: Sequence[str]) -> str:
+    return (
+        f"You committed *{escape(job)}* to Git, and the four-eyes rule needs someone else to "
+        f"decide *{escape(step)}*, so your answer was not counted."
+        + (f" {people(others)} can." if others else " Ask another approver to be added.")
+    )
+
+
 def not_waiting(step: str, status: str, approvers: Sequence[str]) -> str:
     return (
         f"*{escape(step)}* is not waiting for approval any more "

@@ -55,3 +55,20 @@ async def test_an_answer_on_a_closed_request_names_its_approvers(george: George)
     answer = await told(george, SAM)
     assert "already approved" in answer.text
     assert f"<@{ALEX}> or <@{SAM}>" in answer.text
+
+
+async def test_the_author_of_a_job_is_told_the_four_eyes_rule_needs_someone_else(george: George) -> None:
+    from dataclasses import replace
+
+    george.source.commit(gated(approvers=[ALEX, SAM]))
+    george.source.snapshot = replace(george.source.snapshot, job_authors={"j": "alex@george-local.example"})
+    george.engine.wake(sync=True)
+    request = await george.until(lambda: george.approval("j", "gate"))
+
+    await george.react(ALEX, request, "white_check_mark")  # users.lookupByEmail finds Alex
+
+    answer = await told(george, ALEX)
+    assert "four-eyes rule" in answer.text and f"<@{SAM}> can" in answer.text
+    assert george.step_status("j", "gate") == "Waiting"
+    await george.react(SAM, request, "white_check_mark")
+    await george.until(lambda: george.step_status("j", "after") == "Succeeded")
