@@ -523,7 +523,12 @@ async function load() {
       const asked = ui.user;
       const response = await call(stateUrl(asked));
       if (!response.ok) throw new Error(`the local Slack answered ${response.status}`);
-      ui.state = await response.json();
+      const fresh = await response.json();
+      if (asked && ui.user !== asked) {  // fetched for whom the page acted as before: not kept
+        again = true;
+        continue;
+      }
+      ui.state = fresh;
       render();
       if (ui.user !== asked) again = true;  // render() chose who we are: fetch what they see
     } while (again);
@@ -620,6 +625,8 @@ function findMessage(channelId, ts) {
 
 $("user-select").addEventListener("change", (event) => {
   ui.user = event.target.value;
+  ui.state.ephemerals = {};  // the previous person's private messages and Home go at once
+  ui.state.home = {};
   render();
   load();
   if (ui.view === "home") act("app_home_opened", {}).catch(() => {});
