@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     host: str = Field("", validation_alias=_env("GEORGE_HOST"))
     """The address PORT listens on; blank (the default) is chosen by `_choose_host`."""
     local_slack_port: int = Field(3000, validation_alias=_env("GEORGE_LOCAL_SLACK_PORT"))
+    write_branch_prefix: str | None = Field(None, validation_alias=_env("GEORGE_WRITE_BRANCH_PREFIX"))
+    """Jobs started from Slack are pushed to `<prefix><job>` for review, not to the branch."""
     url: str | None = Field(None, validation_alias=_env("GEORGE_URL"))
     """George's own server as its steps reach it (`{{ george.url }}`, the grant `self`);
     unset: http://<GEORGE_HOST, or 127.0.0.1 when it listens everywhere>:<PORT>."""

@@ -36,6 +36,7 @@ from georgebot.engine.syncing import in_daemon_thread
 from georgebot.errors import ConfigError, StoreBusy
 from georgebot.manifests.limits import Limits
 from georgebot.manifests.source import ManifestSource
+from georgebot.manifests.writing import JobWriter
 from georgebot.model.attempts import Replica
 from georgebot.secrets import MaskingFilter, Secrets
 from georgebot.slack import SlackSurface
@@ -81,6 +82,16 @@ def harden_process() -> None:
             log.warning("could not make George undumpable (errno %d)", ctypes.get_errno())
     except (OSError, AttributeError):
         log.warning("could not make George undumpable: prctl is not available")
+
+
+def job_writer(settings: Settings, source: ManifestSource) -> JobWriter:
+    """Commits the jobs people start and cancel from Slack, on the branch George follows."""
+    return JobWriter(
+        settings.repo, branch=settings.branch or source.branch or "main", path=settings.path,
+        home=settings.home.resolve(), branch_prefix=settings.write_branch_prefix,
+        default_channel=settings.default_channel, limits=Limits.from_environment(environment_limits()),
+        george_url=settings.george_url,
+    )
 
 
 def manifest_source(settings: Settings) -> ManifestSource:
@@ -348,7 +359,8 @@ async def run_bot(settings: Settings, *, announce: Callable[[str], None] = print
             return
         first.result()
         async with local_slack(settings) as (connected, local):
-            surface = SlackSurface(connected, george.engine, local=local is not None)
+            surface = SlackSurface(connected, george.engine, local=local is not None,
+                                   writer=job_writer(settings, george.source))
             server = await _http_server(settings, george, surface)
             try:
                 await george.start()

@@ -105,15 +105,14 @@ class Modals:
         client does; else the app gets a `view_submission`."""
         modal = self._mine(user, view_id)
         modal.values = {
-            block_id: {action_id: {"type": _input_type(modal.view, block_id), "value": text}
+            block_id: {action_id: _state(_element(modal.view, block_id), text)
                        for action_id, text in inputs.items()}
             for block_id, inputs in values.items()
         }
         missing = {
             b["block_id"]: REQUIRED for b in modal.view.get("blocks", [])
             if b.get("type") == "input" and not b.get("optional") and b.get("block_id")
-            and not any(str(v.get("value") or "").strip()
-                        for v in modal.values.get(b["block_id"], {}).values())
+            and not any(_given(v) for v in modal.values.get(b["block_id"], {}).values())
         }
         modal.errors = missing
         if missing or self.hub.connections == 0:
@@ -248,11 +247,29 @@ def checked(raw: Any) -> JSON:
     return {**raw, "blocks": blocks}
 
 
-def _input_type(view: JSON, block_id: str) -> str:
+def _element(view: JSON, block_id: str) -> JSON:
     for block in view.get("blocks", []):
         if block.get("block_id") == block_id and isinstance(block.get("element"), dict):
-            return str(block["element"].get("type", "plain_text_input"))
-    return "plain_text_input"
+            element: JSON = block["element"]
+            return element
+    return {"type": "plain_text_input"}
+
+
+def _given(state: JSON) -> bool:
+    return bool(str(state.get("value") or "").strip() or state.get("selected_date")
+                or state.get("selected_option"))
+
+
+def _state(element: JSON, text: str) -> JSON:
+    """An input's value as Slack reports it in `view.state.values`: a menu's chosen option
+    (`text` is its value), a date picker's date, or the text typed."""
+    kind = str(element.get("type", "plain_text_input"))
+    if kind == "static_select":
+        option = next((o for o in element.get("options", []) if o.get("value") == text), None)
+        return {"type": kind, "selected_option": option}
+    if kind == "datepicker":
+        return {"type": kind, "selected_date": text or None}
+    return {"type": kind, "value": text}
 
 
 def _hash(view: JSON) -> str:

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-Verb = Literal["status", "retry", "help"]
+Verb = Literal["status", "retry", "help", "run", "cancel"]
 
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
-_VERBS: dict[str, Verb] = {"status": "status", "retry": "retry", "help": "help"}
+_VERBS: dict[str, Verb] = {"status": "status", "retry": "retry", "help": "help", "run": "run",
+                           "cancel": "cancel"}
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class Command:
 
 
 def parse(text: str) -> Command:
-    """`status [JOB]`, `retry [JOB]`, `help`; anything else is help with what was not
-    understood. Mentions of anyone (George included) are dropped first."""
+    """`status [JOB]`, `retry [JOB]`, `run TEMPLATE`, `cancel JOB`, `help`; anything else is
+    help with what was not understood. Mentions of anyone (George included) are dropped first."""
     words = _MENTION.sub(" ", text).split()
     if not words:
         return Command("help")

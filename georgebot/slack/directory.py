@@ -172,6 +172,15 @@ class Directory:
 
     # --- people ---------------------------------------------------------------------
 
+    async def person(self, user: str) -> tuple[str, str]:
+        """(name, e-mail) of a Slack user, as a commit made for them is authored; a user
+        without a visible e-mail gets `<id>@users.slack` so the commit still names them."""
+        answer = await call("users.info", self.client.users_info(user=user))
+        found = answer.get("user") or {}
+        profile = found.get("profile") or {}
+        name = str(profile.get("real_name") or found.get("real_name") or found.get("name") or user)
+        return name, str(profile.get("email") or f"{user}@users.slack")
+
     async def user_by_email(self, email: str) -> str | None:
         """The Slack user with this e-mail (`users.lookupByEmail`), None if there is none: whom
         the four-eyes rule keeps from approving the jobs they committed. Any other failure

@@ -9,6 +9,7 @@ Slack text is untrusted data: it is stored as context as it came and never evalu
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -22,9 +23,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from georgebot import errors
 from georgebot.config import Settings
 from georgebot.engine.service import Decision, Engine, Verdict
+from georgebot.manifests.writing import Author, JobWriter, Written
 from georgebot.model.views import StatusView
 from georgebot.slack import blocks as render
-from georgebot.slack import commands, messages
+from georgebot.slack import commands, messages, starting
 from georgebot.slack.calls import CallFailed, call, reply
 from georgebot.slack.commands import Command
 from georgebot.slack.directory import Directory
@@ -59,7 +61,7 @@ class _NoSweep:
 
 class Listeners:
     def __init__(self, settings: Settings, engine: Engine, client: AsyncWebClient,
-                 *, directory: Directory, work: Work | None = None) -> None:
+                 *, directory: Directory, work: Work | None = None, writer: JobWriter | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.desk = engine.desk
@@ -68,6 +70,7 @@ class Listeners:
         self.work = work or Work()
         self.sweep: _Sweep = _NoSweep()
         self.record_within = RECORD_WITHIN
+        self.writer = writer  # jobs started and cancelled from Slack, through Git
 
     def register(self, app: AsyncApp) -> None:
         app.command(COMMAND)(self.on_command)
@@ -79,6 +82,7 @@ class Listeners:
         app.action(render.APPROVE_ACTION)(self.on_approve_clicked)
         app.action(render.REJECT_ACTION)(self.on_reject_clicked)
         app.view(render.REJECT_VIEW)(self.on_reject_submitted)
+        app.view(starting.START_VIEW)(self.on_start_submitted)
 
     async def idle(self) -> None:
         """Waits until nothing acknowledged is still being handled."""
@@ -97,7 +101,8 @@ class Listeners:
             return
         parsed = commands.parse(str(command.get("text") or ""))
         user = str(command.get("user_id") or "")
-        self.work.spawn(f"{COMMAND} {parsed.verb}", self._command(parsed, user, respond))
+        where = (str(command.get("trigger_id") or ""), str(command.get("channel_id") or ""))
+        self.work.spawn(f"{COMMAND} {parsed.verb}", self._command(parsed, user, respond, where))
 
     async def on_mention(self, ack: AsyncAck, event: dict[str, Any]) -> None:
         await ack()
@@ -241,11 +246,19 @@ class Listeners:
         return verdict, root
 
 
-    async def _command(self, command: Command, user: str, respond: AsyncRespond) -> None:
+    async def _command(self, command: Command, user: str, respond: AsyncRespond,
+                       where: tuple[str, str] = ("", "")) -> None:
         if command.verb == "status":
             shown = await self._status(command.job, user)
         elif command.verb == "retry":
             shown = render.notice(await self._retry(command.job, user))
+        elif command.verb == "run":
+            said = await self._open_start(command.job, *where)
+            if said is None:
+                return  # the modal is open
+            shown = render.notice(said)
+        elif command.verb == "cancel":
+            shown = render.notice(await self._cancel(command.job, user))
         else:
             shown = _help(command)
         answer = await reply(respond(blocks=shown[0], text=shown[1], response_type="ephemeral"))
@@ -263,6 +276,89 @@ class Listeners:
         else:
             shown = _help(command)
         await self._post(channel, shown, thread_ts=thread or ts)
+
+    # --- jobs started and cancelled from Slack, through Git ------------------------------
+
+    async def _open_start(self, template_name: str | None, trigger_id: str, channel: str) -> str | None:
+        """Opens the start modal for a template; what went wrong otherwise."""
+        templates = self.engine.snapshot.templates if self.engine.snapshot else {}
+        if self.writer is None:
+            return messages.writing_off()
+        template = templates.get(template_name or "")
+        if template is None:
+            return messages.no_such_template(template_name, sorted(templates))
+        if not trigger_id:
+            return messages.refused("Slack sent no trigger to open a form with; try again")
+        modal = starting.start_modal(template, channel=channel)
+        await call("views.open", self.client.views_open(trigger_id=trigger_id, view=modal))
+        return None
+
+    async def on_start_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The start modal: the job is committed (and pushed) before the modal closes, so
+        a taken name or what `validate` says of it shows in the modal; a slow remote closes it
+        and the answer follows privately."""
+        user = str((body.get("user") or {}).get("id") or "")
+        meta = json.loads(str(view.get("private_metadata") or "{}"))
+        snapshot = self.engine.snapshot
+        template = snapshot.templates.get(str(meta.get("template"))) if snapshot else None
+        if template is None or self.writer is None:
+            await ack(response_action="errors",
+                      errors={starting.NAME_BLOCK: "That template is gone from Git; close and start again."})
+            return
+        name, params, problems = starting.read_start(view, template)
+        if problems:
+            await ack(response_action="errors", errors=problems)
+            return
+        channel = str(meta.get("channel") or "")
+        start = asyncio.ensure_future(self._commit_start(user, name, template.metadata.name, params))
+        done, _ = await asyncio.wait({start}, timeout=self.record_within)
+        if not done:
+            await ack()
+            self.work.spawn(f"start of {name}", self._started_late(start, user, channel))
+            return
+        try:
+            written = start.result()
+        except (errors.InputError, errors.ManifestError) as e:
+            await ack(response_action="errors", errors=starting.errors_of(str(e), template))
+            return
+        except (errors.TemporaryError, CallFailed) as e:
+            await ack(response_action="errors", errors={starting.NAME_BLOCK: str(e)[:300]})
+            return
+        await ack()
+        self.engine.wake(sync=True)  # its card appears at once, not at the next poll
+        await self._privately(channel, user, messages.job_started(name, written.sha, written.branch,
+                                                                  written.review))
+
+    async def _commit_start(self, user: str, name: str, template: str, params: dict[str, Any]) -> Written:
+        assert self.writer is not None
+        who, email = await self.directory.person(user)
+        writer = self.writer
+        return await asyncio.to_thread(writer.start, name=name, template=template, params=params,
+                                       author=Author(who, email))
+
+    async def _started_late(self, start: asyncio.Future[Written], user: str, channel: str) -> None:
+        try:
+            written = await start
+        except (errors.GeorgeError, CallFailed) as e:
+            await self._privately(channel, user, messages.refused(str(e)))
+            return
+        self.engine.wake(sync=True)
+        name = written.file.rsplit("/", 1)[-1].removesuffix(".yaml")
+        await self._privately(channel, user, messages.job_started(name, written.sha, written.branch,
+                                                                  written.review))
+
+    async def _cancel(self, job: str | None, user: str) -> str:
+        if self.writer is None:
+            return messages.writing_off()
+        if not job:
+            return messages.refused("say which job: `/george cancel JOB`")
+        who, email = await self.directory.person(user)
+        try:
+            written = await asyncio.to_thread(self.writer.cancel, job, Author(who, email))
+        except errors.GeorgeError as e:
+            return messages.refused(str(e))
+        self.engine.wake(sync=True)
+        return messages.job_cancelled(job, written.sha, written.branch, written.review)
 
     async def _status(self, job: str | None, user: str) -> render.Rendered:
         view = await self.desk.status(job)
@@ -373,6 +469,24 @@ class Listeners:
                 channel=channel, user=user, text=text))
         except CallFailed as e:
             log.info("could not tell %s privately (%s): %s", user, e.error, text)
+
+    async def _privately(self, channel: str, user: str, text: str) -> None:
+        """In the channel, seen by `user` only; in a direct message when George is not in it
+        (a command can come from any channel)."""
+        try:
+            await call("chat.postEphemeral", self.client.chat_postEphemeral(
+                channel=channel, user=user, text=text))
+            return
+        except CallFailed as e:
+            if e.error not in ("not_in_channel", "channel_not_found"):
+                log.info("could not tell %s privately (%s): %s", user, e.error, text)
+                return
+        try:
+            opened = await call("conversations.open", self.client.conversations_open(users=user))
+            direct = str((opened.get("channel") or {}).get("id") or "")
+            await call("chat.postMessage", self.client.chat_postMessage(channel=direct, text=text))
+        except CallFailed as e:
+            log.info("could not tell %s in a direct message (%s): %s", user, e.error, text)
 
 
 class _Click:

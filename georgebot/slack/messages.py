@@ -321,6 +321,34 @@ def not_an_approver(step: str, approvers: Sequence[str]) -> str:
     )
 
 
+def writing_off() -> str:
+    return ":information_source: This George does not write to Git, so jobs start and stop by commits."
+
+
+def no_such_template(name: str | None, templates: Sequence[str]) -> str:
+    known = ", ".join(f"`{escape(t)}`" for t in templates) or "none yet"
+    if not name:
+        return f"Say which template: `/george run TEMPLATE`. Templates: {known}."
+    return f"There is no template `{escape(name)}` in Git. Templates: {known}."
+
+
+def job_started(name: str, sha: str, branch: str, review: bool) -> str:
+    if review:
+        return (f":arrows_counterclockwise: *{escape(name)}* is committed as you on branch "
+                f"`{escape(branch)}` (`{sha[:7]}`): open a pull request from it; the job starts "
+                "once it is merged.")
+    return (f":rocket: *{escape(name)}* is committed to `{escape(branch)}` as you (`{sha[:7]}`); "
+            "its card appears once George syncs it, in a moment.")
+
+
+def job_cancelled(name: str, sha: str, branch: str, review: bool) -> str:
+    if review:
+        return (f":arrows_counterclockwise: The removal of *{escape(name)}* is committed on branch "
+                f"`{escape(branch)}` (`{sha[:7]}`): open a pull request from it.")
+    return (f":wastebasket: *{escape(name)}* is removed from `{escape(branch)}` as you (`{sha[:7]}`); "
+            "George cancels its run at the next sync.")
+
+
 def own_job(job: str, step: str, others: Sequence[str]) -> str:
     return (
         f"You committed *{escape(job)}* to Git, and the four-eyes rule needs someone else to "
@@ -401,6 +429,9 @@ def help_lines() -> list[str]:
         "when a step needs them.",
         "• `/george status` — agents, jobs by status (what waits for you first) and the Git sync",
         "• `/george status JOB` — one job's steps",
+        "• `/george run TEMPLATE` — start a job: a form asks for its name and variables, and "
+        "George commits it to Git as you",
+        "• `/george cancel JOB` — commit the job's removal from Git, which cancels its run",
         "• `/george help` — this help",
         "• Mention me with `retry JOB` to retry a job's failed and blocked steps, or just "
         "`retry` in the thread of a job's card. `status` works in mentions too.",
@@ -412,7 +443,8 @@ def help_lines() -> list[str]:
 
 
 def help_fallback() -> str:
-    return "George: /george status [JOB], /george help; mention me with retry JOB."
+    return ("George: /george status [JOB], /george run TEMPLATE, /george cancel JOB, /george help; "
+            "mention me with retry JOB.")
 
 
 # --- status summary and App Home ---------------------------------------------------------

@@ -30,6 +30,7 @@ from georgebot import errors
 from georgebot.config import Settings
 from georgebot.engine.leading import Leadership
 from georgebot.engine.service import Engine
+from georgebot.manifests.writing import JobWriter
 from georgebot.slack.app import build_app
 from georgebot.slack.calls import CallFailed
 from georgebot.slack.directory import Directory, Identity
@@ -68,8 +69,10 @@ def transport_mode(settings: Settings) -> Mode:
 class SlackSurface:
     def __init__(self, settings: Settings, engine: Engine, *,
                  publisher_settings: PublisherSettings | None = None,
-                 ticker: Ticker | None = None, local: bool = False) -> None:
+                 ticker: Ticker | None = None, local: bool = False,
+                 writer: JobWriter | None = None) -> None:
         self.settings = settings
+        self.writer = writer  # `/george run` and `/george cancel` commit through it
         self.local = local  # the local Slack: channels the manifests name are created
         self.engine = engine
         self.mode: Mode = transport_mode(settings)
@@ -121,7 +124,7 @@ class SlackSurface:
             directory = Directory(client, ticker=self._ticker, create_channels=self.local)
             identity = await self._check_token(directory)
             self.listeners = Listeners(self.settings, self.engine, client,
-                                       directory=directory)
+                                       directory=directory, writer=self.writer)
             secret = self.settings.slack_signing_secret
             self.app = build_app(self.listeners, client, ticker=self._ticker,
                                  signing_secret=secret.get_secret_value() if secret else "")
