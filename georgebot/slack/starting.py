@@ -41,7 +41,7 @@ def start_modal(template: TaskTemplate, *, channel: str) -> View:
     blocks: list[Any] = [
         SectionBlock(text=MarkdownTextObject(
             text=f"A new job of *{escape(template.metadata.name)}*"
-                 + (f": {escape(body.description)}" if body.description else "")
+                 + (f": {escape(body.description.rstrip('.'))}" if body.description else "")
                  + ". George commits it to Git as you, and its card appears once it is synced.")),
         InputBlock(block_id=NAME_BLOCK, label=PlainTextObject(text="Job name"),
                    hint=PlainTextObject(text="lowercase letters, digits and -, e.g. onboard-carol"),

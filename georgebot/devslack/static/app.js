@@ -655,20 +655,50 @@ let shownModal = "";
 function modalInput(b, modal) {
   const el = b.element || {};
   const id = `modal-${b.block_id}-${el.action_id}`;
-  const typed = ((modal.state.values[b.block_id] || {})[el.action_id] || {}).value || "";
+  const given = (modal.state.values[b.block_id] || {})[el.action_id] || {};
+  const typed = modalTyped(el, given);
   const error = (modal.errors || {})[b.block_id];
   const attrs = [`id="${escapeHtml(id)}"`, `data-input-block="${escapeHtml(b.block_id || "")}"`,
     `data-input-action="${escapeHtml(el.action_id || "")}"`, `data-testid="${escapeHtml(id)}"`,
     "data-modal-input"];
   if (el.max_length) attrs.push(`maxlength="${Number(el.max_length)}"`);
   if (el.placeholder) attrs.push(`placeholder="${escapeHtml(el.placeholder.text || "")}"`);
-  const field = el.multiline
-    ? `<textarea rows="4" ${attrs.join(" ")}>${escapeHtml(typed)}</textarea>`
-    : `<input type="text" ${attrs.join(" ")} value="${escapeHtml(typed)}">`;
+  const field = modalField(el, attrs, typed);
   const optional = b.optional ? ' <span class="modal-optional">(optional)</span>' : "";
+  const hint = b.hint ? `<div class="modal-hint">${textObject(b.hint)}</div>` : "";
   return `<div class="block-input${error ? " has-error" : ""}"><label for="${escapeHtml(id)}">${
-    textObject(b.label)}${optional}</label>${field}${
+    textObject(b.label)}${optional}</label>${field}${hint}${
     error ? `<div class="modal-error" data-testid="modal-error">${escapeHtml(error)}</div>` : ""}</div>`;
+}
+
+// What an input shows: what the person gave last (kept across a refused submit), else its
+// initial value, as Slack's client does.
+function modalTyped(el, given) {
+  if (given.selected_option) return given.selected_option.value || "";
+  if ("selected_date" in given) return given.selected_date || "";
+  if ("value" in given) return given.value || "";
+  if (el.initial_option) return el.initial_option.value || "";
+  return el.initial_date || el.initial_value || "";
+}
+
+// A menu for static_select, a date picker, a number input, or text, as the element says.
+function modalField(el, attrs, typed) {
+  const shown = attrs.join(" ");
+  if (el.type === "static_select") {
+    const options = (el.options || []).map((o) => `<option value="${escapeHtml(o.value)}"${
+      o.value === typed ? " selected" : ""}>${textObject(o.text)}</option>`).join("");
+    return `<select ${shown}><option value=""></option>${options}</select>`;
+  }
+  if (el.type === "datepicker") return `<input type="date" ${shown} value="${escapeHtml(typed)}">`;
+  if (el.type === "number_input") {
+    const bounds = [el.min_value != null ? `min="${escapeHtml(el.min_value)}"` : "",
+      el.max_value != null ? `max="${escapeHtml(el.max_value)}"` : "",
+      `step="${el.is_decimal_allowed ? "any" : "1"}"`].join(" ");
+    return `<input type="number" ${shown} ${bounds} value="${escapeHtml(typed)}">`;
+  }
+  return el.multiline
+    ? `<textarea rows="4" ${shown}>${escapeHtml(typed)}</textarea>`
+    : `<input type="text" ${shown} value="${escapeHtml(typed)}">`;
 }
 
 function modalHtml(modal) {
