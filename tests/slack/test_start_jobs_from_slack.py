@@ -13,6 +13,7 @@ from ruamel.yaml import YAML
 
 from georgebot.manifests.writing import JobWriter
 from georgebot.model.specs import TaskTemplate
+from tests.devslack.test_page_in_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.engine.at_rest import eventually
 from tests.manifests.helpers import AGENTS, GitRepo
 from tests.slack.support import ALEX, OPS, George
@@ -129,3 +130,37 @@ async def test_cancel_commits_the_removal_and_an_unknown_template_is_named(
     await eventually(lambda: "onboard-eve" not in remote.git("ls-tree", "-r", "--name-only", "main"),
                      what="the job's removal committed")
     assert remote.git("log", "-1", "--format=%an|%s", "main") == "Alex Kim|Cancel job onboard-eve"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no /usr/bin/chromium: apt-get install chromium")
+async def test_in_the_page_the_form_has_a_menu_a_number_and_text_and_starts_the_job(
+    writing: George, remote: GitRepo
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    expect.set_options(timeout=15_000)
+    george = writing
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await page.goto(f"{george.slack.url}/?as={ALEX}&channel={OPS}")
+            await page.locator("#composer-text").fill("/george run onboard-employee")
+            await page.locator("#composer-text").press("Enter")
+            modal = page.get_by_test_id("modal")
+            await expect(modal).to_be_visible()
+            level = modal.locator('select[data-input-block="var:level"]')
+            await expect(level).to_have_value('"junior"')  # the default, chosen
+            laptops = modal.locator('input[type="number"][data-input-block="var:laptops"]')
+            await expect(laptops).to_have_value("1")
+            await modal.locator('[data-input-block="job_name"]').fill("onboard-hana")
+            await modal.locator('[data-input-block="var:name"]').fill("Hana Sato")
+            await level.select_option(label="senior")
+            await modal.get_by_test_id("modal-submit").click()
+            await expect(modal).to_be_hidden()
+        finally:
+            await browser.close()
+    await eventually(lambda: "onboard-hana" in remote.git("ls-tree", "-r", "--name-only", "main"),
+                     what="the job committed")
+    written = YAML(typ="safe").load(remote.git("show", "main:manifests/jobs/onboard-hana.yaml"))
+    assert written["spec"]["params"] == {"name": "Hana Sato", "level": "senior", "laptops": 1}
