@@ -94,6 +94,7 @@ class WaitView:
     approved_by: tuple[str, ...] = ()
     kind: str = "ask"  # "ask", "question" (a reply answers it) or "tool" (an agent's held call)
     request: str = ""  # the request's id: votes and its Slack message bind to it
+    escalated_to: tuple[str, ...] = ()  # asked too, once the request escalated
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,8 @@ class RequestShown:
     """The revision that removed the job, when it was cancelled so."""
     new_request: str | None = None
     """A link to the request that replaced this one, when it is out of date."""
+    escalated_to: Sequence[str] = ()
+    """Who was asked too when nobody decided in time (`escalate`)."""
 
 
 def request_sections(heading: str, text: str) -> list[str]:
@@ -230,6 +232,8 @@ def approval_request(shown: RequestShown, *, approve: Sequence[str] = (),
                            f"{messages.approval_how(approve, reject)}"))
     if shown.replaces:
         blocks.append(_context(messages.approval_replaces()))
+    if shown.escalated_to:
+        blocks.append(_context(messages.approval_escalated(shown.escalated_to)))
     blocks.append(ActionsBlock(block_id=REQUEST_ACTIONS, elements=[
         ButtonElement(text=messages.APPROVE_BUTTON, action_id=APPROVE_ACTION, value=shown.id,
                       style="primary"),

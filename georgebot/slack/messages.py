@@ -251,6 +251,10 @@ def approval_continues() -> str:
     return ":arrow_down: The rest of this request is in the thread below."
 
 
+def approval_escalated(to: Sequence[str]) -> str:
+    return f":rotating_light: *Escalated*: nobody decided in time, so {people(to)} may decide it too."
+
+
 def approval_replaces() -> str:
     return (
         ":information_source: The step changed in Git since it was last asked, "

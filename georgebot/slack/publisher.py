@@ -498,6 +498,11 @@ class CardPublisher:
             said = next((s.message for s in view.steps if s.name == request.step), "")
             found = _REMOVED_IN.search(said or "")
             return _with(shown, revision=found.group(1)[:7] if found else None, closed_at=None)
+        if request.closed is None and request.kind != "question":
+            view = await self.desk.job(request.job_id)
+            escalated = next((s.waiting.escalated_to for s in view.steps
+                              if s.waiting is not None and s.waiting.request == request.id), ())
+            return _with(shown, escalated_to=escalated) if escalated else shown
         if request.closed is Closed.SUPERSEDED:
             newer = [m for r, m in siblings if r.step == request.step and message is not None
                      and m.id > message.id]

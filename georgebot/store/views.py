@@ -37,6 +37,7 @@ def job_view(
                 approved_by=tuple((approved or {}).get(w.request, [])),
                 kind=w.kind,
                 request=w.request,
+                escalated_to=w.escalate_to if w.escalated else (),
             )
         steps.append(
             StepView(

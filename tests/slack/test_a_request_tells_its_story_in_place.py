@@ -126,3 +126,18 @@ async def test_a_request_longer_than_a_message_goes_on_in_its_thread_with_nothin
                     if line.startswith("> "))
     assert shown == argv  # every character, in order
     assert all(m.thread_ts == card.ts for m in rest) and buttons(request)
+
+
+async def test_an_escalated_request_says_so_and_names_who_may_decide_now(george: George, clock) -> None:
+    escalating = {"approvers": [ALEX], "escalate": {"after": "4h", "to": [SAM]}}
+    george.commit(job("j", step("gate", ask=escalating, timeout="1d")))
+    request = await george.until(lambda: george.approval("j", "gate"))
+    assert "Escalated" not in text_of(request)
+    clock.advance(timedelta(hours=4))
+    george.engine.wake()
+    escalated = await george.until(
+        lambda: (m := george.approval("j", "gate")) is not None and "Escalated" in text_of(m) and m)
+    assert f"<@{SAM}> may decide it too" in text_of(escalated)
+    assert f"<@{SAM}>" in george.thread_text("j")  # the thread mentions them
+    await george.react(SAM, escalated, "white_check_mark")
+    await george.until(lambda: george.step_status("j", "gate") == "Succeeded")
