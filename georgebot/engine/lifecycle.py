@@ -438,7 +438,9 @@ def on_retry(
 def _who_may(run: RunState, step: StepState) -> str:
     if needs_approver(step):
         return f"only an approver of {step.name} can reopen it"
-    return f"only {', '.join(run.spec.retriers)} can retry {step.name}"
+    if run.spec.retriers:
+        return f"only {', '.join(run.spec.retriers)} can retry {step.name}"
+    return f"only people in {run.channel} can retry {step.name}"
 
 
 def _reset(step: StepState, actor: str, reason: str, message: str, **changes: Any) -> Move:

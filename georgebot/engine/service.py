@@ -763,11 +763,19 @@ class Engine:
         *,
         actor: str,
         groups_of: Callable[[frozenset[str]], Awaitable[frozenset[str]]] | None = None,
+        in_channel: Callable[[str], Awaitable[bool]] | None = None,
     ) -> RetryPlan:
         """A person's retry of a job's failed and blocked steps (Slack's `retry`, the CLI). A
         step an approver rejected, or that timed out waiting, is reopened only by one of its
         approvers (`groups_of` resolves the person's user groups among them), the others by the
-        template's `retriers` when it names any; `cli:` actors run George and may reopen anything."""
+        template's `retriers` when it names any, else by anyone in the job's channel
+        (`in_channel` says whether the person is); `cli:` actors run George and may reopen
+        anything."""
+        member: bool | None = None  # asked before the lock: a chat call must not hold up passes
+        if in_channel is not None and actor.startswith("user:"):
+            found = await self.io(self.store.load_runs, [job])
+            if found and not found[0].spec.retriers:
+                member = await in_channel(found[0].channel)
         async with self._lock:
             now = self.clock.now()
             runs = await self.io(self.store.load_runs, [job])
@@ -790,7 +798,12 @@ class Engine:
             def may_reopen(state: StepState) -> bool:
                 return actor.startswith("cli:") or is_approver(user, groups, approvers.get(state.id, ()))
 
-            may_retry = actor.startswith("cli:") or not retriers or is_approver(user, groups, retriers)
+            if actor.startswith("cli:"):
+                may_retry = True
+            elif retriers:
+                may_retry = is_approver(user, groups, retriers)
+            else:
+                may_retry = member is not False
             plan, effects = lifecycle.on_retry(run, actor=actor, may_reopen=may_reopen, may_retry=may_retry)
             await self._commit(run, effects, now)
         if plan.steps:

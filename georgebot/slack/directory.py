@@ -47,6 +47,7 @@ class Directory:
         self._joined: set[str] = set()
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._by_email: dict[str, tuple[float, str | None]] = {}
+        self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._identity: Identity | None = None
 
     # --- identity -------------------------------------------------------------------
@@ -171,6 +172,31 @@ class Directory:
         return frozenset(found)
 
     # --- people ---------------------------------------------------------------------
+
+    async def is_member(self, channel: str, user: str) -> bool:
+        """Whether `user` is in `channel` (a `#name` or an id): who may retry its jobs. A
+        channel George cannot see counts as nobody's, and a failure to ask raises."""
+        channel_id = await self.channel(channel)
+        if channel_id is None:
+            return False
+        now = self._ticker.now()
+        cached = self._members.get(channel_id)
+        if cached is None or now - cached[0] > self.ttl:
+            members: set[str] = set()
+            cursor = None
+            try:
+                while True:
+                    answer = await call("conversations.members", self.client.conversations_members(
+                        channel=channel_id, cursor=cursor, limit=1000))
+                    members.update(str(m) for m in answer.get("members") or [])
+                    cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+                    if not cursor:
+                        break
+            except CallFailed as e:
+                raise errors.TemporaryError(f"could not list the members of {channel} ({e.error})",
+                                            reason="SlackUnavailable") from e
+            cached = self._members[channel_id] = (now, frozenset(members))
+        return user in cached[1]
 
     async def person(self, user: str) -> tuple[str, str]:
         """(name, e-mail) of a Slack user, as a commit made for them is authored; a user

@@ -372,8 +372,12 @@ class Listeners:
         if job is None:
             return messages.retry_which_job()
         try:
-            result = await self.engine.retry(job, actor=f"user:{user}")
-        except errors.InputError as e:
+            result = await self.engine.retry(
+                job, actor=f"user:{user}",
+                groups_of=lambda wanted: self.directory.groups_of(user, wanted),
+                in_channel=lambda channel: self.directory.is_member(channel, user),
+            )
+        except (errors.InputError, errors.TemporaryError) as e:
             return messages.refused(str(e))
         if not result.steps:
             return messages.retry_nothing(result.message)

@@ -92,3 +92,27 @@ async def test_a_template_that_names_retriers_lets_only_them_retry(
     assert (refused.steps, refused.message) == ((), "j: only S0SRE can retry deploy")
     allowed = await engine.retry("j", actor=f"user:{SAM}", groups_of=sre)
     assert allowed.steps == ("deploy",)
+
+
+async def test_without_retriers_only_people_in_the_jobs_channel_retry(
+    engine: Engine, source: FakeSource, runner, sqlite_store: Store
+) -> None:
+    from tests.engine.harness import fail
+
+    runner.on("deploy", fail("exit 1"))
+    source.commit(job("j", step("deploy", retries=0), channel="#deploys"))
+    await engine.settle()
+    asked: list[str] = []
+
+    async def not_a_member(channel: str) -> bool:
+        asked.append(channel)
+        return False
+
+    refused = await engine.retry("j", actor=f"user:{ALEX}", in_channel=not_a_member)
+    assert (refused.steps, refused.message) == ((), "j: only people in #deploys can retry deploy")
+    assert asked == ["#deploys"]
+
+    async def member(channel: str) -> bool:
+        return True
+
+    assert (await engine.retry("j", actor=f"user:{SAM}", in_channel=member)).steps == ("deploy",)
