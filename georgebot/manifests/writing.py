@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import git
 from ruamel.yaml import YAML
@@ -44,6 +45,21 @@ class Written:
     branch: str  # where the commit went
     file: str
     review: bool  # pushed to a branch of its own, for a pull request
+    link: str | None = None  # where to open that pull request, on GitHub or GitLab
+
+
+def review_link(repo: str, base: str, branch: str) -> str | None:
+    """The page that opens a pull (merge) request of `branch` into `base`, for a repository on
+    GitHub or GitLab (an https or an ssh remote); None elsewhere."""
+    found = re.match(r"^(?:https://(?:[^@/]+@)?|ssh://git@|git@)(github\.com|gitlab\.com)[:/](.+?)(?:\.git)?/?$",
+                     repo.strip())
+    if found is None:
+        return None
+    host, path = found.groups()
+    if host == "github.com":
+        return f"https://github.com/{path}/compare/{quote(base)}...{quote(branch)}?expand=1"
+    return (f"https://gitlab.com/{path}/-/merge_requests/new?merge_request%5Bsource_branch%5D="
+            f"{quote(branch, safe='')}&merge_request%5Btarget_branch%5D={quote(base, safe='')}")
 
 
 class JobWriter:
@@ -74,35 +90,41 @@ class JobWriter:
         text = "# yaml-language-server: $schema=../george.schema.json\n" + out.getvalue()
         with self._lock:
             work = self._fresh()
-            taken = self._snapshot(work).job_files.get(name)
-            if taken is not None:
-                raise errors.InputError(f"a job named {name} exists already, in {taken}")
-            file = f"{self.path}/jobs/{name}.yaml" if self.path else f"jobs/{name}.yaml"
-            target = Path(str(work.working_tree_dir)) / file
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-            found = [e for e in self._snapshot(work).errors if e.file == file]
-            if found:
-                raise errors.ManifestError("\n".join(str(e) for e in found))
-            work.index.add([file])
-            return self._commit(work, file, f"Start job {name} ({template})", author, name)
+            try:
+                taken = self._snapshot(work).job_files.get(name)
+                if taken is not None:
+                    raise errors.InputError(f"a job named {name} exists already, in {taken}")
+                file = f"{self.path}/jobs/{name}.yaml" if self.path else f"jobs/{name}.yaml"
+                target = Path(str(work.working_tree_dir)) / file
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+                found = [e for e in self._snapshot(work).errors if e.file == file]
+                if found:
+                    raise errors.ManifestError("\n".join(str(e) for e in found))
+                work.index.add([file])
+                return self._commit(work, file, f"Start job {name} ({template})", author, name)
+            finally:
+                work.close()
 
     def cancel(self, name: str, author: Author) -> Written:
         """Commits the removal of Job `name`: its file, when the file holds nothing else."""
         with self._lock:
             work = self._fresh()
-            snapshot = self._snapshot(work)
-            file = snapshot.job_files.get(name)
-            if file is None:
-                raise errors.InputError(f"there is no job named {name} in Git")
-            root = Path(str(work.working_tree_dir))
-            loaded = YAML(typ="safe", pure=True).load_all((root / file).read_text())
-            documents = [d for d in loaded if d is not None]
-            if len(documents) != 1:
-                raise errors.InputError(f"{file} holds other documents besides job {name}: remove it "
-                                        "there by hand and commit")
-            work.index.remove([file], working_tree=True)
-            return self._commit(work, file, f"Cancel job {name}", author, name)
+            try:
+                snapshot = self._snapshot(work)
+                file = snapshot.job_files.get(name)
+                if file is None:
+                    raise errors.InputError(f"there is no job named {name} in Git")
+                root = Path(str(work.working_tree_dir))
+                loaded = YAML(typ="safe", pure=True).load_all((root / file).read_text())
+                documents = [d for d in loaded if d is not None]
+                if len(documents) != 1:
+                    raise errors.InputError(f"{file} holds other documents besides job {name}: remove it "
+                                            "there by hand and commit")
+                work.index.remove([file], working_tree=True)
+                return self._commit(work, file, f"Cancel job {name}", author, name)
+            finally:
+                work.close()
 
     def _snapshot(self, work: git.Repo) -> Snapshot:
         channel, limits, url = self._check
@@ -141,7 +163,8 @@ class JobWriter:
                         "GEORGE_WRITE_BRANCH_PREFIX to push a branch for review")
             raise errors.TemporaryError(f"could not push to {redact(self.repo)}: {said}{hint}",
                                         reason="GitUnavailable") from None
-        return Written(commit.hexsha, target, file, review=bool(self.prefix))
+        link = review_link(self.repo, self.branch, target) if self.prefix else None
+        return Written(commit.hexsha, target, file, review=bool(self.prefix), link=link)
 
     def _said(self, error: git.GitCommandError) -> str:
         text = str(error.stderr or error).strip()

@@ -327,7 +327,7 @@ class Listeners:
         await ack()
         self.engine.wake(sync=True)  # its card appears at once, not at the next poll
         await self._privately(channel, user, messages.job_started(name, written.sha, written.branch,
-                                                                  written.review))
+                                                                  written.review, written.link))
 
     async def _commit_start(self, user: str, name: str, template: str, params: dict[str, Any]) -> Written:
         assert self.writer is not None
@@ -345,7 +345,7 @@ class Listeners:
         self.engine.wake(sync=True)
         name = written.file.rsplit("/", 1)[-1].removesuffix(".yaml")
         await self._privately(channel, user, messages.job_started(name, written.sha, written.branch,
-                                                                  written.review))
+                                                                  written.review, written.link))
 
     async def _cancel(self, job: str | None, user: str) -> str:
         if self.writer is None:
@@ -358,7 +358,7 @@ class Listeners:
         except errors.GeorgeError as e:
             return messages.refused(str(e))
         self.engine.wake(sync=True)
-        return messages.job_cancelled(job, written.sha, written.branch, written.review)
+        return messages.job_cancelled(job, written.sha, written.branch, written.review, written.link)
 
     async def _status(self, job: str | None, user: str) -> render.Rendered:
         view = await self.desk.status(job)

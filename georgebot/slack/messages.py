@@ -336,19 +336,20 @@ def no_such_template(name: str | None, templates: Sequence[str]) -> str:
     return f"There is no template `{escape(name)}` in Git. Templates: {known}."
 
 
-def job_started(name: str, sha: str, branch: str, review: bool) -> str:
+def job_started(name: str, sha: str, branch: str, review: bool, link: str | None = None) -> str:
     if review:
+        where = f"<{link}|open a pull request from it>" if link else "open a pull request from it"
         return (f":arrows_counterclockwise: *{escape(name)}* is committed as you on branch "
-                f"`{escape(branch)}` (`{sha[:7]}`): open a pull request from it; the job starts "
-                "once it is merged.")
+                f"`{escape(branch)}` (`{sha[:7]}`): {where}; the job starts once it is merged.")
     return (f":rocket: *{escape(name)}* is committed to `{escape(branch)}` as you (`{sha[:7]}`); "
             "its card appears once George syncs it, in a moment.")
 
 
-def job_cancelled(name: str, sha: str, branch: str, review: bool) -> str:
+def job_cancelled(name: str, sha: str, branch: str, review: bool, link: str | None = None) -> str:
     if review:
+        where = f"<{link}|open a pull request from it>" if link else "open a pull request from it"
         return (f":arrows_counterclockwise: The removal of *{escape(name)}* is committed on branch "
-                f"`{escape(branch)}` (`{sha[:7]}`): open a pull request from it.")
+                f"`{escape(branch)}` (`{sha[:7]}`): {where}.")
     return (f":wastebasket: *{escape(name)}* is removed from `{escape(branch)}` as you (`{sha[:7]}`); "
             "George cancels its run at the next sync.")
 

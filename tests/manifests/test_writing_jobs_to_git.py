@@ -12,7 +12,7 @@ import pytest
 from georgebot import errors
 from georgebot.manifests.gitrepo import commit_new_repository
 from georgebot.manifests.source import ManifestSource
-from georgebot.manifests.writing import Author, JobWriter
+from georgebot.manifests.writing import Author, JobWriter, review_link
 from tests.manifests.helpers import AGENTS, TEMPLATE, GitRepo, job
 
 ALEX = Author("Alex Kim", "alex@example.com")
@@ -101,3 +101,19 @@ def test_a_repository_made_by_init_takes_the_push_and_its_checkout_follows(tmp_p
     JobWriter(str(demo), branch="main", path="manifests", home=tmp_path / "home").start(
         name="onboard-gus", template="onboard-employee", params={"name": "Gus"}, author=ALEX)
     assert (demo / "manifests" / "jobs" / "onboard-gus.yaml").is_file()  # the operator's checkout is current
+
+
+@pytest.mark.parametrize(("repo", "link"), [
+    ("https://x-access-token:s3cret@github.com/acme/ops-manifests.git",
+     "https://github.com/acme/ops-manifests/compare/main...george/onboard-ivy?expand=1"),
+    ("git@github.com:acme/ops-manifests.git",
+     "https://github.com/acme/ops-manifests/compare/main...george/onboard-ivy?expand=1"),
+    ("https://gitlab.com/acme/platform/ops.git",
+     "https://gitlab.com/acme/platform/ops/-/merge_requests/new?merge_request%5Bsource_branch%5D="
+     "george%2Fonboard-ivy&merge_request%5Btarget_branch%5D=main"),
+    ("https://git.corp.example/ops.git", None),
+])
+def test_a_branch_for_review_comes_with_the_link_that_opens_its_pull_request(
+    repo: str, link: str | None
+) -> None:
+    assert review_link(repo, "main", "george/onboard-ivy") == link  # never the token
