@@ -562,7 +562,20 @@ class CardPublisher:
         card = await self._card(row.job_id)
         text = (messages.step_output(row.step, row.text) if row.kind == "output"
                 else messages.note(row.step, row.text))
+        if row.kind == "ended":  # a job failed, is blocked or stalls: whoever committed it hears
+            text += await self._author_mention(row.job_id)
         await self._post(card.channel, text=text, thread_ts=card.ts)
+
+    async def _author_mention(self, run_id: int) -> str:
+        author = (await self.desk.job(run_id)).author
+        if not author:
+            return ""
+        try:
+            user = await self.directory.user_by_email(author)
+        except errors.TemporaryError as e:
+            log.info("could not find the author of run %s in Slack: %s", run_id, e)
+            return ""
+        return f" <@{user}>" if user else ""
 
     async def _deliver_approval(self, row: OutboxItem) -> None:
         request = await self.desk.request(row.request_id) if row.request_id else None

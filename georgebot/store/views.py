@@ -71,6 +71,7 @@ def job_view(
         conditions=run.conditions,
         usage=total,
         run_id=run.id,
+        author=run.spec.author,
     )
 
 

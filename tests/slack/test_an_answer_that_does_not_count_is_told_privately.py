@@ -72,3 +72,4 @@ async def test_the_author_of_a_job_is_told_the_four_eyes_rule_needs_someone_else
     assert george.step_status("j", "gate") == "Waiting"
     await george.react(SAM, request, "white_check_mark")
     await george.until(lambda: george.step_status("j", "after") == "Succeeded")
+
