@@ -50,6 +50,7 @@ class _Attempt:
     recorder: StepRecorder
     turns: int = 0
     tokens: int = 0  # every token the model read (fresh, cached or written to the cache) or wrote
+    unreported: int = 0  # turns in a row that ended with no tool call: asked once, then required
 
     @property
     def spent(self) -> str | None:
@@ -137,6 +138,7 @@ class LlmRunner:
             await self._say(attempt, prompting.new_attempt(task))
         elif transcript.ends_with_model:
             await self._say(attempt, prompting.NUDGE)
+            attempt.unreported = 1
         return await self._converse(attempt)
 
     async def _converse(self, attempt: _Attempt) -> StepResult:
@@ -168,8 +170,13 @@ class LlmRunner:
                 if b.get("type") == "tool_use"
             ]
             if not calls:
-                await self._say(attempt, prompting.NUDGE)
+                attempt.unreported += 1
+                if attempt.unreported > 2:  # even when required to, it did not report
+                    raise errors.PermanentError("the agent ended its turns without reporting a status",
+                                                reason="NoReport", final=True)
+                await self._say(attempt, prompting.NUDGE if attempt.unreported == 1 else prompting.REQUIRED)
                 continue
+            attempt.unreported = 0
             answered = await attempt.toolbox.answer(calls)
             if not isinstance(answered, list):
                 return answered
@@ -208,6 +215,9 @@ class LlmRunner:
                     system=cast("list[TextBlockParam]", attempt.system),
                     tools=cast("list[ToolParam]", attempt.tools),
                     messages=cast("list[MessageParam]", attempt.transcript.request()),
+                    # Asked once to report and did not: the next turn must be the report.
+                    tool_choice=({"type": "tool", "name": tools.REPORT_STATUS}
+                                 if attempt.unreported >= 2 else anthropic.omit),
                 )
         except TimeoutError as e:
             raise errors.TemporaryError(f"the Anthropic API did not answer within {self._timeout:g}s") from e

@@ -30,6 +30,10 @@ NUDGE = (
     "You ended your turn without calling a tool. Carry on with your tools, or call "
     "report_status to end the step."
 )
+REQUIRED = (
+    "You ended your turn again without calling report_status. Call report_status now: "
+    "succeeded, failed or blocked, with one or two sentences for people."
+)
 UNKNOWN_OUTCOME = (
     "The outcome of this call is unknown: George stopped while it was running, so it may or "
     "may not have taken effect. Check its effect before repeating it."

@@ -143,7 +143,6 @@ def definitions(agent: AgentSpec) -> list[dict[str, Any]]:
                 "status": {"type": "string", "enum": list(STATUSES)},
                 "reason": {
                     "type": "string",
-                    "pattern": REASON.pattern,
                     "description": "A CamelCase code, e.g. Done, CapabilityMissing, NoSuchUser.",
                 },
                 "message": {"type": "string", "description": "One or two sentences for people."},
@@ -208,13 +207,7 @@ def parse(name: str, data: Any) -> Call:
         status = _text(data, "status")
         if status not in STATUSES:
             raise InvalidInput(f"`status` must be one of {', '.join(STATUSES)}")
-        reason = data.get("reason") or ""
-        if not isinstance(reason, str) or (reason and not REASON.match(reason)):
-            raise InvalidInput("`reason` must be a CamelCase code such as CapabilityMissing")
-        capability = data.get("capability") or ""
-        return Report(
-            status, reason, _text(data, "message"), capability if isinstance(capability, str) else ""
-        )
+        return _report(status, data)
     raise InvalidInput(f"there is no tool named {name!r}; use only the tools you were given")
 
 
@@ -239,6 +232,26 @@ def refusal(agent: AgentSpec, action: Action) -> errors.CapabilityMissing | None
     elif not any(same_channel(action.channel, c) for c in agent.spec.channels):
         return grants.missing(agent, "slack", action.channel, "post in")
     return None
+
+
+DEFAULT_REASONS = {"succeeded": "Done", "failed": "StepFailed", "blocked": "ConditionsNotMet"}
+_MISSING = re.compile(r"capabilit|not granted|no (?:tool|command|access|permission)|missing", re.IGNORECASE)
+
+
+def _report(status: str, data: dict[str, Any]) -> Report:
+    """A report as the model wrote it, forgiven its form: a `reason` that is a sentence rather
+    than a code is kept in the message, and the reason is derived from it (CapabilityMissing
+    when a blocked step says something is missing or not granted) or the status's default."""
+    said = data.get("reason")
+    reason = said.strip() if isinstance(said, str) else ""
+    message = data.get("message") if isinstance(data.get("message"), str) else ""
+    message = str(message).strip()
+    capability = data.get("capability") if isinstance(data.get("capability"), str) else ""
+    if reason and not REASON.match(reason):
+        message = f"{message} ({reason})" if message else reason
+        reason = ("CapabilityMissing" if status == "blocked" and (capability or _MISSING.search(reason))
+                  else DEFAULT_REASONS[status])
+    return Report(status, reason or DEFAULT_REASONS[status], message or status, str(capability or ""))
 
 
 def kind(action: Action) -> str:
