@@ -100,8 +100,4 @@ def _decision(task: StepTask, digest: str) -> prompting.Decision | None:
     if any(e.role == SPENT and (e.data or {}).get("call") == digest for e in later):
         return None
     found = next((e for e in later if e.role == "approval" and isinstance(e.data, dict)), None)
-    if found is None or found.data is None:
-        return None
-    by = found.data.get("by") or ([found.author] if found.author else [])
-    return prompting.Decision(bool(found.data.get("approved")), tuple(str(u) for u in by),
-                              str(found.data.get("note") or ""))
+    return prompting.decision_of(found) if found is not None else None

@@ -272,12 +272,7 @@ def _pending(
     decision = None
     if asked_at is not None:
         found = next((entries[i] for i in own if i > asked_at and entries[i].role == "approval"), None)
-        if found is not None and isinstance(found.data, dict):
-            data = found.data
-            by = data.get("by") or ([found.author] if found.author else [])
-            decision = Decision(
-                bool(data.get("approved")), tuple(str(u) for u in by), str(data.get("note") or "")
-            )
+        decision = decision_of(found) if found is not None else None
     return PendingCall(
         use["id"],
         str(use.get("name", "")),
@@ -286,6 +281,15 @@ def _pending(
         asked=asked_at is not None,
         decision=decision,
     )
+
+
+def decision_of(entry: ContextEntry) -> Decision | None:
+    """The people's answer an "approval" entry records (None if it records none)."""
+    if not isinstance(entry.data, dict):
+        return None
+    data = entry.data
+    by = data.get("by") or ([entry.author] if entry.author else [])
+    return Decision(bool(data.get("approved")), tuple(str(u) for u in by), str(data.get("note") or ""))
 
 
 def _reply_after(entries: list[ContextEntry], index: int, step: str, consumed: set[int]) -> int | None:

@@ -41,6 +41,10 @@ class ChatDesk:
     async def job_name(self, run_id: int) -> str:
         return (await self._io(self._store.load_run, run_id)).name
 
+    async def author(self, run_id: int) -> str | None:
+        """The e-mail of whoever last committed the run's job, when Git said."""
+        return (await self._io(self._store.load_run, run_id)).spec.author
+
     async def request(self, request_id: str) -> Request | None:
         return await self._io(self._store.request, request_id)
 

@@ -41,6 +41,7 @@ class Author:
 
 @dataclass(frozen=True)
 class Written:
+    job: str
     sha: str
     branch: str  # where the commit went
     file: str
@@ -164,7 +165,7 @@ class JobWriter:
             raise errors.TemporaryError(f"could not push to {redact(self.repo)}: {said}{hint}",
                                         reason="GitUnavailable") from None
         link = review_link(self.repo, self.branch, target) if self.prefix else None
-        return Written(commit.hexsha, target, file, review=bool(self.prefix), link=link)
+        return Written(name, commit.hexsha, target, file, review=bool(self.prefix), link=link)
 
     def _said(self, error: git.GitCommandError) -> str:
         text = str(error.stderr or error).strip()

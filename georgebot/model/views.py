@@ -145,7 +145,6 @@ class JobView:
     conditions: tuple[Condition, ...] = ()
     usage: Usage = Usage()
     run_id: int = 0
-    author: str | None = None  # e-mail of the Git author of the job's file, when known
 
     def step(self, name: str) -> StepView:
         return next(s for s in self.steps if s.name == name)

@@ -298,7 +298,11 @@ class Listeners:
         a taken name or what `validate` says of it shows in the modal; a slow remote closes it
         and the answer follows privately."""
         user = str((body.get("user") or {}).get("id") or "")
-        meta = json.loads(str(view.get("private_metadata") or "{}"))
+        try:  # ours when we opened the modal, but it comes back through Slack: not trusted
+            meta = json.loads(str(view.get("private_metadata") or "{}"))
+        except ValueError:
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
         snapshot = self.engine.snapshot
         template = snapshot.templates.get(str(meta.get("template"))) if snapshot else None
         if template is None or self.writer is None:
@@ -325,9 +329,7 @@ class Listeners:
             await ack(response_action="errors", errors={starting.NAME_BLOCK: str(e)[:300]})
             return
         await ack()
-        self.engine.wake(sync=True)  # its card appears at once, not at the next poll
-        await self._privately(channel, user, messages.job_started(name, written.sha, written.branch,
-                                                                  written.review, written.link))
+        await self._started(written, user, channel)
 
     async def _commit_start(self, user: str, name: str, template: str, params: dict[str, Any]) -> Written:
         assert self.writer is not None
@@ -340,12 +342,13 @@ class Listeners:
         try:
             written = await start
         except (errors.GeorgeError, CallFailed) as e:
-            await self._privately(channel, user, messages.refused(str(e)))
+            await self._ephemeral(channel, user, messages.refused(str(e)), or_direct=True)
             return
-        self.engine.wake(sync=True)
-        name = written.file.rsplit("/", 1)[-1].removesuffix(".yaml")
-        await self._privately(channel, user, messages.job_started(name, written.sha, written.branch,
-                                                                  written.review, written.link))
+        await self._started(written, user, channel)
+
+    async def _started(self, written: Written, user: str, channel: str) -> None:
+        self.engine.wake(sync=True)  # its card appears at once, not at the next poll
+        await self._ephemeral(channel, user, messages.job_started(written), or_direct=True)
 
     async def _cancel(self, job: str | None, user: str) -> str:
         if self.writer is None:
@@ -358,7 +361,7 @@ class Listeners:
         except errors.GeorgeError as e:
             return messages.refused(str(e))
         self.engine.wake(sync=True)
-        return messages.job_cancelled(job, written.sha, written.branch, written.review, written.link)
+        return messages.job_cancelled(written)
 
     async def _status(self, job: str | None, user: str) -> render.Rendered:
         view = await self.desk.status(job)
@@ -467,22 +470,15 @@ class Listeners:
             channel=channel, blocks=shown[0], text=shown[1], thread_ts=thread_ts,
             unfurl_links=False, unfurl_media=False))
 
-    async def _ephemeral(self, channel: str, user: str, text: str) -> None:
-        try:
-            await call("chat.postEphemeral", self.client.chat_postEphemeral(
-                channel=channel, user=user, text=text))
-        except CallFailed as e:
-            log.info("could not tell %s privately (%s): %s", user, e.error, text)
-
-    async def _privately(self, channel: str, user: str, text: str) -> None:
-        """In the channel, seen by `user` only; in a direct message when George is not in it
-        (a command can come from any channel)."""
+    async def _ephemeral(self, channel: str, user: str, text: str, *, or_direct: bool = False) -> None:
+        """Seen by `user` only, in the channel; with `or_direct`, in a direct message when
+        George is not in that channel (a command can come from any channel)."""
         try:
             await call("chat.postEphemeral", self.client.chat_postEphemeral(
                 channel=channel, user=user, text=text))
             return
         except CallFailed as e:
-            if e.error not in ("not_in_channel", "channel_not_found"):
+            if not or_direct or e.error not in ("not_in_channel", "channel_not_found"):
                 log.info("could not tell %s privately (%s): %s", user, e.error, text)
                 return
         try:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from georgebot.manifests.writing import Written
 from georgebot.model.status import Condition, JobStatus, StepStatus
 from georgebot.model.views import AgentView, JobView, RevisionView, StepView, dollars
 from georgebot.slack.mrkdwn import (
@@ -336,22 +337,24 @@ def no_such_template(name: str | None, templates: Sequence[str]) -> str:
     return f"There is no template `{escape(name)}` in Git. Templates: {known}."
 
 
-def job_started(name: str, sha: str, branch: str, review: bool, link: str | None = None) -> str:
-    if review:
-        where = f"<{link}|open a pull request from it>" if link else "open a pull request from it"
-        return (f":arrows_counterclockwise: *{escape(name)}* is committed as you on branch "
-                f"`{escape(branch)}` (`{sha[:7]}`): {where}; the job starts once it is merged.")
-    return (f":rocket: *{escape(name)}* is committed to `{escape(branch)}` as you (`{sha[:7]}`); "
-            "its card appears once George syncs it, in a moment.")
+def job_started(written: Written) -> str:
+    return _committed(written, f"*{escape(written.job)}* is committed", "the job starts once it is merged",
+                      ":rocket:", "its card appears once George syncs it, in a moment")
 
 
-def job_cancelled(name: str, sha: str, branch: str, review: bool, link: str | None = None) -> str:
-    if review:
-        where = f"<{link}|open a pull request from it>" if link else "open a pull request from it"
-        return (f":arrows_counterclockwise: The removal of *{escape(name)}* is committed on branch "
-                f"`{escape(branch)}` (`{sha[:7]}`): {where}.")
-    return (f":wastebasket: *{escape(name)}* is removed from `{escape(branch)}` as you (`{sha[:7]}`); "
-            "George cancels its run at the next sync.")
+def job_cancelled(written: Written) -> str:
+    return _committed(written, f"The removal of *{escape(written.job)}* is committed", "",
+                      ":wastebasket:", "George cancels its run at the next sync")
+
+
+def _committed(written: Written, what: str, merged: str, icon: str, then: str) -> str:
+    sha, branch = f"`{written.sha[:7]}`", f"`{escape(written.branch)}`"
+    if written.review:
+        where = "open a pull request from it"
+        where = f"<{written.link}|{where}>" if written.link else where
+        return (f":arrows_counterclockwise: {what} as you on branch {branch} ({sha}): {where}"
+                + (f"; {merged}." if merged else "."))
+    return f"{icon} {what} to {branch} as you ({sha}); {then}."
 
 
 def own_job(job: str, step: str, others: Sequence[str]) -> str:

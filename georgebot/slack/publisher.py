@@ -30,7 +30,7 @@ from georgebot import errors
 from georgebot.engine.leading import Leadership
 from georgebot.engine.service import Engine
 from georgebot.model.approvals import Closed, Request
-from georgebot.model.views import OutboxItem, SlackMessage
+from georgebot.model.views import JobView, OutboxItem, SlackMessage
 from georgebot.slack import blocks as render
 from georgebot.slack import messages
 from georgebot.slack.calls import CONNECTION, RATE_LIMITED, CallFailed, call
@@ -437,12 +437,12 @@ class CardPublisher:
         pairs = await self.desk.request_messages(run_id)
         if not pairs:
             return True
-        job: str | None = None
+        view: JobView | None = None  # read once for all the run's requests
         for request, message in pairs:
             if request.kind == "question" and request.closed is None and request.id not in self._requests:
                 continue  # nothing about a live question changes
-            job = job or await self.desk.job_name(run_id)
-            shown = await self._shown(request, job, message, pairs)
+            view = view or await self.desk.job(run_id)
+            shown = await self._shown(request, view, message, pairs)
             blocks, text = self._render_request(shown)
             payload = _payload(blocks, text)
             sent = self._requests.get(request.id)
@@ -477,13 +477,14 @@ class CardPublisher:
         return render.approval_request(shown, approve=self.settings.approve_reactions,
                                        reject=self.settings.reject_reactions)
 
-    async def _shown(self, request: Request, job: str, message: SlackMessage | None,
+    async def _shown(self, request: Request, view: JobView, message: SlackMessage | None,
                      siblings: Sequence[tuple[Request, SlackMessage]] = ()) -> render.RequestShown:
-        """What a request's message shows now, from the request, its votes and its neighbours."""
+        """What a request's message shows now, from the request, its votes, its neighbours and
+        its run as it stands (`view`)."""
         replaces = any(r.step == request.step and m.id < message.id for r, m in siblings) \
             if message is not None else False
         shown = render.RequestShown(
-            id=request.id, job=job, step=request.step, text=request.text,
+            id=request.id, job=view.name, step=request.step, text=request.text,
             approvers=request.approvers, quorum=request.quorum,
             question=request.kind == "question", approvals=request.approvals(), replaces=replaces,
             closed=request.closed.value if request.closed else None, closed_at=request.closed_at,
@@ -494,12 +495,10 @@ class CardPublisher:
             no = [v for v in request.votes if not v.approve]
             return _with(shown, closed_by=(no[-1].user,) if no else (), note=no[-1].note if no else "")
         if request.closed is Closed.CANCELLED:
-            view = await self.desk.job(request.job_id)
             said = next((s.message for s in view.steps if s.name == request.step), "")
             found = _REMOVED_IN.search(said or "")
             return _with(shown, revision=found.group(1)[:7] if found else None, closed_at=None)
         if request.closed is None and request.kind != "question":
-            view = await self.desk.job(request.job_id)
             escalated = next((s.waiting.escalated_to for s in view.steps
                               if s.waiting is not None and s.waiting.request == request.id), ())
             return _with(shown, escalated_to=escalated) if escalated else shown
@@ -567,7 +566,7 @@ class CardPublisher:
         await self._post(card.channel, text=text, thread_ts=card.ts)
 
     async def _author_mention(self, run_id: int) -> str:
-        author = (await self.desk.job(run_id)).author
+        author = await self.desk.author(run_id)
         if not author:
             return ""
         try:
@@ -581,9 +580,9 @@ class CardPublisher:
         request = await self.desk.request(row.request_id) if row.request_id else None
         if row.job_id is None or request is None or request.closed is not None:
             return  # closed before it was posted (its closing also took it off the outbox)
-        job = await self.desk.job_name(row.job_id)
+        view = await self.desk.job(row.job_id)
         previous = await self.desk.latest_request_message(row.job_id, request.step)
-        shown = await self._shown(_with_text(request, row.text), job, None)
+        shown = await self._shown(_with_text(request, row.text), view, None)
         shown = _with(shown, replaces=previous is not None and previous.request_id != request.id)
         blocks, text = self._render_request(shown)
         card = await self._card(row.job_id)
@@ -626,7 +625,7 @@ class CardPublisher:
                                  text=messages.approval_elsewhere(request.step, elsewhere, link))
             except CallFailed as e:
                 log.warning("could not link the approval request of %s/%s from its card: %s",
-                            job, request.step, e.error)
+                            view.name, request.step, e.error)
 
     # --- Slack calls ----------------------------------------------------------------
 

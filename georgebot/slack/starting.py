@@ -110,8 +110,11 @@ def read_start(view: dict[str, Any], template: TaskTemplate) -> tuple[str, dict[
     for variable_name, variable in template.spec.variables.items():
         given = _input(values, f"{_VARIABLE}{variable_name}")
         kind = None if variable.fuzzy else variable.kind
-        if (option := given.get("selected_option")) is not None:
-            params[variable_name] = json.loads(str(option.get("value")))
+        if isinstance(option := given.get("selected_option"), dict):
+            try:
+                params[variable_name] = json.loads(str(option.get("value")))
+            except ValueError:  # not one of the options we offered: `validate` says why
+                params[variable_name] = str(option.get("value"))
         elif given.get("selected_date"):
             params[variable_name] = str(given["selected_date"])
         elif (text := str(given.get("value") or "").strip()):

@@ -324,50 +324,17 @@ class Records:
     def request_messages(self, job_id: int) -> list[tuple[Request, SlackMessage]]:
         """Every request of a run George posted, oldest first, with its votes and its message:
         what the chat edits as the requests move."""
-        query = (
-            sa.select(REQUESTS, SLACK_MESSAGES.c.id.label("message_id"))
-            .join(SLACK_MESSAGES, SLACK_MESSAGES.c.request_id == REQUESTS.c.id)
-            .where(REQUESTS.c.job_id == job_id)
-            .order_by(REQUESTS.c.opened_at, REQUESTS.c.id)
-        )
         with self.db.engine.connect() as conn:
-            rows = conn.execute(query).all()
-            if not rows:
-                return []
-            messages = {
-                m.id: from_row(SlackMessage, m)
-                for m in conn.execute(
-                    sa.select(SLACK_MESSAGES).where(SLACK_MESSAGES.c.id.in_([r.message_id for r in rows]))
-                )
-            }
-            votes: dict[str, list[Any]] = {}
-            for v in conn.execute(
-                sa.select(VOTES.c.request_id, VOTES.c.user, VOTES.c.approve, VOTES.c.at, VOTES.c.note)
-                .where(VOTES.c.request_id.in_([r.id for r in rows]))
-                .order_by(VOTES.c.id)
-            ):
-                votes.setdefault(v.request_id, []).append(v)
+            rows, messages, votes = _posted(conn, REQUESTS.c.job_id == job_id)
         return [(_request(r, votes.get(r.id, [])), messages[r.message_id]) for r in rows]
 
     def open_requests(self) -> list[tuple[Request, SlackMessage, SlackMessage | None]]:
         """Every open request whose message George posted, with its votes, its message and
         its job's card: what a reconciliation of reactions (`reactions.get`) looks at."""
-        query = (
-            sa.select(REQUESTS, SLACK_MESSAGES.c.id.label("message_id"))
-            .join(SLACK_MESSAGES, SLACK_MESSAGES.c.request_id == REQUESTS.c.id)
-            .where(REQUESTS.c.closed.is_(None))
-            .order_by(REQUESTS.c.opened_at)
-        )
         with self.db.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows, messages, votes = _posted(conn, REQUESTS.c.closed.is_(None))
             if not rows:
                 return []
-            messages = {
-                m.id: from_row(SlackMessage, m)
-                for m in conn.execute(
-                    sa.select(SLACK_MESSAGES).where(SLACK_MESSAGES.c.id.in_([r.message_id for r in rows]))
-                )
-            }
             cards: dict[int, SlackMessage] = {}
             for m in conn.execute(
                 sa.select(SLACK_MESSAGES)
@@ -375,13 +342,6 @@ class Records:
                 .order_by(SLACK_MESSAGES.c.id)
             ):
                 cards[m.job_id] = from_row(SlackMessage, m)  # the latest card of each run
-            votes: dict[str, list[Any]] = {}
-            for v in conn.execute(
-                sa.select(VOTES.c.request_id, VOTES.c.user, VOTES.c.approve)
-                .where(VOTES.c.request_id.in_([r.id for r in rows]))
-                .order_by(VOTES.c.id)
-            ):
-                votes.setdefault(v.request_id, []).append(v)
         return [(_request(r, votes.get(r.id, [])), messages[r.message_id], cards.get(r.job_id)) for r in rows]
 
     def enqueue(
@@ -550,6 +510,35 @@ class Records:
 
 def _missing(ts: str) -> SlackMessage:
     raise errors.StoreBusy(f"the message {ts} George recorded is not there when read back")
+
+
+def _posted(
+    conn: sa.Connection, where: Any
+) -> tuple[Sequence[Any], dict[int, SlackMessage], dict[str, list[Any]]]:
+    """The requests matching `where` whose message George posted, oldest first: their rows,
+    those messages by id, and each request's votes in order."""
+    rows = conn.execute(
+        sa.select(REQUESTS, SLACK_MESSAGES.c.id.label("message_id"))
+        .join(SLACK_MESSAGES, SLACK_MESSAGES.c.request_id == REQUESTS.c.id)
+        .where(where)
+        .order_by(REQUESTS.c.opened_at, REQUESTS.c.id)
+    ).all()
+    if not rows:
+        return [], {}, {}
+    messages = {
+        m.id: from_row(SlackMessage, m)
+        for m in conn.execute(
+            sa.select(SLACK_MESSAGES).where(SLACK_MESSAGES.c.id.in_([r.message_id for r in rows]))
+        )
+    }
+    votes: dict[str, list[Any]] = {}
+    for v in conn.execute(
+        sa.select(VOTES.c.request_id, VOTES.c.user, VOTES.c.approve, VOTES.c.at, VOTES.c.note)
+        .where(VOTES.c.request_id.in_([r.id for r in rows]))
+        .order_by(VOTES.c.id)
+    ):
+        votes.setdefault(v.request_id, []).append(v)
+    return rows, messages, votes
 
 
 def _request(row: Any, votes: Sequence[Any]) -> Request:

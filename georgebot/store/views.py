@@ -71,7 +71,6 @@ def job_view(
         conditions=run.conditions,
         usage=total,
         run_id=run.id,
-        author=run.spec.author,
     )
 
 

@@ -164,3 +164,27 @@ async def test_in_the_page_the_form_has_a_menu_a_number_and_text_and_starts_the_
                      what="the job committed")
     written = YAML(typ="safe").load(remote.git("show", "main:manifests/jobs/onboard-hana.yaml"))
     assert written["spec"]["params"] == {"name": "Hana Sato", "level": "senior", "laptops": 1}
+
+
+async def test_a_forged_submission_is_refused_in_the_form_and_commits_nothing(
+    writing: George, remote: GitRepo
+) -> None:
+    listeners = writing.surface.listeners
+    assert listeners is not None
+    head = remote.git("rev-parse", "main")
+    answers: list[dict[str, object]] = []
+
+    async def ack(**answer: object) -> None:
+        answers.append(answer)
+
+    await listeners.on_start_submitted(ack, {"user": {"id": ALEX}},  # type: ignore[arg-type]
+                                       {"private_metadata": "{not json", "state": {"values": {}}})
+    forged = {"job_name": {"value": {"value": "onboard-zed"}}, "var:name": {"value": {"value": "Zed"}},
+              "var:level": {"value": {"selected_option": {"value": "not json at all"}}}}
+    await listeners.on_start_submitted(ack, {"user": {"id": ALEX}},  # type: ignore[arg-type]
+                                       {"private_metadata": '{"template": "onboard-employee"}',
+                                        "state": {"values": forged}})
+    assert [a["response_action"] for a in answers] == ["errors", "errors"]
+    assert "template is gone" in str(answers[0]["errors"])
+    assert "var:level" in answers[1]["errors"]  # type: ignore[operator]  # validate names the bad level
+    assert remote.git("rev-parse", "main") == head
