@@ -339,7 +339,9 @@ class Engine:
                 await breathe(n)
                 await self._commit(run, lifecycle.on_timers(run, now), now)
             looked = {r.id for r in runs}
-            waiting = (self._runs[i] for i in sorted(self._waiting - looked) if i in self._runs)
+            waiting: Iterable[RunState] = ()
+            if self.supervisor.count < self.settings.max_concurrent_steps:  # else no room to give them
+                waiting = (self._runs[i] for i in sorted(self._waiting - looked) if i in self._runs)
             await self._start_ready(runs, now, waiting=waiting)
             for n, run in enumerate(runs):
                 await breathe(n)

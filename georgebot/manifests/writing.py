@@ -9,10 +9,13 @@ is set (a protected branch). The sync then applies the commit like any other.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +67,8 @@ def review_link(repo: str, base: str, branch: str) -> str | None:
 
 
 class JobWriter:
-    """One clone, one write at a time (a lock: two people starting jobs at once queue)."""
+    """One clone, one write at a time: two people starting jobs at once queue, in this George
+    (a lock) and across Georges sharing GEORGE_HOME (a lock file beside the clone)."""
 
     def __init__(
         self, repo: str, *, branch: str, path: str, home: Path, branch_prefix: str | None = None,
@@ -89,7 +93,7 @@ class JobWriter:
         out = io.StringIO()
         YAML(typ="safe", pure=True).dump(document, out)
         text = "# yaml-language-server: $schema=../george.schema.json\n" + out.getvalue()
-        with self._lock:
+        with self._lock, self._shared():
             work = self._fresh()
             try:
                 taken = self._snapshot(work).job_files.get(name)
@@ -109,7 +113,7 @@ class JobWriter:
 
     def cancel(self, name: str, author: Author) -> Written:
         """Commits the removal of Job `name`: its file, when the file holds nothing else."""
-        with self._lock:
+        with self._lock, self._shared():
             work = self._fresh()
             try:
                 snapshot = self._snapshot(work)
@@ -126,6 +130,13 @@ class JobWriter:
                 return self._commit(work, file, f"Cancel job {name}", author, name)
             finally:
                 work.close()
+
+    @contextlib.contextmanager
+    def _shared(self) -> Iterator[None]:
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.folder.with_name(self.folder.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            yield
 
     def _snapshot(self, work: git.Repo) -> Snapshot:
         channel, limits, url = self._check

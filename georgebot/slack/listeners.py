@@ -355,11 +355,13 @@ class Listeners:
             return messages.writing_off()
         if not job:
             return messages.refused("say which job: `/george cancel JOB`")
-        who, email = await self.directory.person(user)
         try:
+            who, email = await self.directory.person(user)
             written = await asyncio.to_thread(self.writer.cancel, job, Author(who, email))
         except errors.GeorgeError as e:
             return messages.refused(str(e))
+        except CallFailed as e:
+            return messages.refused(f"Slack did not say who you are ({e.error}); try again")
         self.engine.wake(sync=True)
         return messages.job_cancelled(written)
 

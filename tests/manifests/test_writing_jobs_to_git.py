@@ -117,3 +117,18 @@ def test_a_branch_for_review_comes_with_the_link_that_opens_its_pull_request(
     repo: str, link: str | None
 ) -> None:
     assert review_link(repo, "main", "george/onboard-ivy") == link  # never the token
+
+
+def test_two_georges_sharing_a_home_write_at_once_and_both_commit(remote: GitRepo, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    first, second = writer(remote, tmp_path), writer(remote, tmp_path)  # one GEORGE_HOME, one clone
+    names = [f"onboard-{n}" for n in ("jo", "kai", "lu", "mo", "ned", "oz")]
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(
+            lambda n: (first if names.index(n) % 2 else second).start(
+                name=n, template="onboard-employee", params={"name": n.title()}, author=ALEX),
+            names))
+    assert {w.job for w in done} == set(names)
+    listed = remote.git("ls-tree", "-r", "--name-only", "main")
+    assert all(f"manifests/jobs/{n}.yaml" in listed for n in names)
